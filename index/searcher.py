@@ -1,0 +1,155 @@
+"""Answering a question: hybrid retrieval over passages, then the best sentence in each."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from index.config import SearchParams
+from index.encoders import Encoder
+from index.errors import DocumentNotFoundError, IndexMismatchError, InvalidQueryError
+from index.fusion import Ranked, best, max_by_group, top_k, weighted_fusion
+from index.highlight import pick_sentence
+from index.language import detect_language
+from index.lexical import tokenize_query
+from index.manifest import REBUILD_HINT
+from index.store import IndexData
+from index.tables import link_spans
+
+
+@dataclass(frozen=True)
+class Highlight:
+    start: int
+    end: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Passage:
+    doc_id: str
+    title: str
+    start: int
+    end: int
+    text: str
+    score: float
+    highlight: Highlight
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    question: str
+    passages: list[Passage]
+    took_ms: float
+    language: str
+
+
+class Searcher:
+    """Immutable view of one loaded index plus the encoder that built it."""
+
+    def __init__(self, data: IndexData, encoder: Encoder, params: SearchParams | None = None) -> None:
+        if encoder.dim != data.manifest.settings.dim:
+            raise IndexMismatchError(
+                f"index vectors have {data.manifest.settings.dim} dimensions but encoder "
+                f"{encoder.name!r} makes {encoder.dim}: {REBUILD_HINT}"
+            )
+        self.data = data
+        self.encoder = encoder
+        self.params = params or SearchParams()
+        self._links = link_spans(data.chunks, data.sentences)
+        self._doc_rows = {doc.doc_id: row for row, doc in enumerate(data.documents)}
+        self._doc_langs = np.array(data.doc_langs)
+
+    @property
+    def model(self) -> str:
+        return self.data.manifest.settings.model
+
+    def document(self, doc_id: str):
+        """The indexed document with this id."""
+        row = self._doc_rows.get(doc_id)
+        if row is None:
+            raise DocumentNotFoundError(f"no document with id {doc_id!r} in the index")
+        return self.data.documents[row]
+
+    def search(self, question: str, k: int = 5) -> SearchResult:
+        """The ``k`` passages that best answer ``question``, best first."""
+        began = time.perf_counter()
+        question = question.strip()
+        if not question:
+            raise InvalidQueryError("question is empty: send some text to search for")
+        if k < 1:
+            raise InvalidQueryError("k must be at least 1")
+        lang = detect_language(question)
+        query = self.encoder.encode_queries([question])[0]
+        ranked = self.rank(question, query, lang, k)
+        passages = [self._passage(row, score, question, lang, query) for row, score in ranked]
+        return SearchResult(question, passages, (time.perf_counter() - began) * 1000, lang)
+
+    def search_many(self, questions: list[str], k: int = 5, show_progress: bool = False) -> list[SearchResult]:
+        """``search`` for many questions, encoding them in one batch."""
+        cleaned = [q.strip() for q in questions]
+        vectors = self.encoder.encode_queries(cleaned) if cleaned else None
+        results = []
+        for i, question in enumerate(tqdm(cleaned, desc="Searching", unit="q", disable=not show_progress)):
+            began = time.perf_counter()
+            lang = detect_language(question)
+            ranked = self.rank(question, vectors[i], lang, k)
+            passages = [self._passage(row, score, question, lang, vectors[i]) for row, score in ranked]
+            results.append(SearchResult(question, passages, (time.perf_counter() - began) * 1000, lang))
+        return results
+
+    def rank(self, question: str, query: np.ndarray, lang: str, k: int) -> list[tuple[int, float]]:
+        """Fused (passage row, score) pairs, best first."""
+        lists = self.retrieve(question, query, lang)
+        fused = self.fuse(lists, lang)
+        return best(fused, k)
+
+    def retrieve(self, question: str, query: np.ndarray, lang: str) -> list[Ranked]:
+        """The three ranked lists: passage vectors, best sentence vectors, and BM25."""
+        p = self.params
+        chunk_scores, chunk_ids = self.data.chunk_vectors.search(query[None, :], p.pool)
+        valid = chunk_ids[0] >= 0
+        chunk_rows = self.data.chunks.rows_of_ids(chunk_ids[0][valid])
+        dense = dict(zip(chunk_rows.tolist(), chunk_scores[0][valid].tolist(), strict=True))
+        return [dense, self._sentence_list(query), top_k(self.data.lexical.scores(question, lang), p.pool)]
+
+    def fuse(self, lists: list[Ranked], lang: str) -> dict[int, float]:
+        p = self.params
+        rows = sorted(set().union(*(ranked.keys() for ranked in lists)))
+        same = self._doc_langs[self.data.chunks.doc[rows]] == lang if rows else np.zeros(0, bool)
+        bm25_weight = np.where(same, p.bm25_same_language, p.bm25_cross_language)
+        return weighted_fusion(lists, [p.chunk_dense, p.sentence_dense, bm25_weight])
+
+    def _sentence_list(self, query: np.ndarray) -> Ranked:
+        scores, ids = self.data.sentence_vectors.search(query[None, :], self.params.sentence_pool)
+        valid = ids[0] >= 0
+        rows = self.data.sentences.rows_of_ids(ids[0][valid])
+        first = self._links.sentence_first_chunk[rows]
+        last = self._links.sentence_last_chunk[rows]
+        counts = np.maximum(last - first + 1, 0)
+        chunk_rows = np.repeat(first, counts) + _ranges(counts)
+        return max_by_group(chunk_rows, np.repeat(scores[0][valid], counts))
+
+    def _passage(self, row: int, score: float, question: str, lang: str, query: np.ndarray) -> Passage:
+        chunks, sentences = self.data.chunks, self.data.sentences
+        doc_row = int(chunks.doc[row])
+        doc, doc_lang = self.data.documents[doc_row], self.data.doc_langs[doc_row]
+        start, end = int(chunks.start[row]), int(chunks.end[row])
+        first, last = self._links.chunk_first_sentence[row], self._links.chunk_last_sentence[row]
+        sentence_rows = np.arange(first, last + 1)
+        vectors = self.data.sentence_vectors.get(sentences.ids[sentence_rows])
+        spans = [(int(sentences.start[r]), int(sentences.end[r])) for r in sentence_rows]
+        terms = set(tokenize_query(question, lang, [doc_lang]))
+        h_start, h_end = pick_sentence(doc.text, (start, end), spans, vectors @ query, terms, doc_lang)
+        highlight = Highlight(h_start, h_end, doc.text[h_start:h_end])
+        return Passage(doc.doc_id, doc.title, start, end, doc.text[start:end], float(score), highlight)
+
+
+def _ranges(counts: np.ndarray) -> np.ndarray:
+    """0..c-1 for each count c, concatenated: [2, 3] -> [0, 1, 0, 1, 2]."""
+    if not len(counts):
+        return np.zeros(0, dtype=np.int64)
+    ends = np.cumsum(counts)
+    return np.arange(ends[-1]) - np.repeat(ends - counts, counts)

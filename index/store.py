@@ -1,0 +1,194 @@
+"""The index on disk: one folder per build, swapped in atomically.
+
+    var/index            -> symlink to index.builds/<build id>  (the live index)
+    var/index.builds/    every finished build, plus .tmp-* folders being written
+    var/index.lock       held while a build runs
+
+A build writes a ``.tmp-*`` folder, fsyncs it, renames it to its final name
+and then atomically replaces the ``var/index`` symlink. Readers resolve the
+symlink once, so they see either the old build or the new one, never a mix.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from index.corpus import Document
+from index.errors import BuildInProgressError, IndexCorruptError, IndexMissingError
+from index.lexical import LexicalIndex
+from index.manifest import MANIFEST_FILE, REBUILD_HINT, Manifest, checksum_folder, verify_files
+from index.tables import SpanTable
+from index.vectorstore import VectorStore, load_vector_store
+
+TMP_PREFIX = ".tmp-"
+
+
+@dataclass
+class IndexData:
+    """Everything a searcher needs, as loaded from (or about to be written to) one build folder."""
+
+    manifest: Manifest
+    documents: list[Document]
+    doc_langs: list[str]
+    chunks: SpanTable
+    sentences: SpanTable
+    chunk_vectors: VectorStore
+    sentence_vectors: VectorStore
+    lexical: LexicalIndex
+    folder: Path | None = None
+
+
+def builds_dir(index_dir: Path) -> Path:
+    return index_dir.parent / f"{index_dir.name}.builds"
+
+
+def resolve_live(index_dir: Path) -> Path:
+    """The concrete build folder behind ``index_dir``; IndexMissingError if there is none."""
+    if not index_dir.exists():
+        raise IndexMissingError(
+            f"no index at {index_dir}: build one with `qa build` (or `make index`)"
+        )
+    return index_dir.resolve()
+
+
+@contextmanager
+def build_lock(index_dir: Path) -> Iterator[None]:
+    """Exclusive lock for one build at a time; cleans up folders left by crashed builds."""
+    index_dir.parent.mkdir(parents=True, exist_ok=True)
+    lock_path = index_dir.parent / f"{index_dir.name}.lock"
+    with lock_path.open("w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise BuildInProgressError(
+                f"another build of {index_dir} is running: wait for it to finish"
+            ) from exc
+        remove_stale_builds(index_dir)
+        yield
+
+
+def remove_stale_builds(index_dir: Path) -> None:
+    """Delete temporary folders of interrupted builds and builds no longer live."""
+    folder = builds_dir(index_dir)
+    if not folder.is_dir():
+        return
+    live = index_dir.resolve() if index_dir.is_symlink() else None
+    for child in folder.iterdir():
+        if child.name.startswith(TMP_PREFIX) or (live is not None and child.resolve() != live):
+            shutil.rmtree(child, ignore_errors=True)
+
+
+def new_build_folder(index_dir: Path) -> Path:
+    folder = builds_dir(index_dir) / f"{TMP_PREFIX}{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
+    folder.mkdir(parents=True)
+    return folder
+
+
+def write_index(data: IndexData, folder: Path) -> None:
+    """Write every part of ``data`` into ``folder``; the manifest goes last, with checksums."""
+    _write_documents(folder / "documents.jsonl", data.documents, data.doc_langs)
+    data.chunks.save(folder, "chunks")
+    data.sentences.save(folder, "sentences")
+    for name, store in (("chunk_vectors", data.chunk_vectors), ("sentence_vectors", data.sentence_vectors)):
+        (folder / name).mkdir()
+        store.save(folder / name)
+    (folder / "bm25").mkdir()
+    data.lexical.save(folder / "bm25")
+    data.manifest.files = checksum_folder(folder)
+    (folder / MANIFEST_FILE).write_text(data.manifest.to_json(), encoding="utf-8")
+    _fsync_tree(folder)
+
+
+def publish(folder: Path, index_dir: Path) -> Path:
+    """Give the finished ``folder`` its final name and point ``index_dir`` at it atomically."""
+    final = folder.with_name(folder.name.removeprefix(TMP_PREFIX))
+    os.rename(folder, final)
+    if index_dir.exists() and not index_dir.is_symlink():
+        # An index folder from elsewhere (copied by hand): keep it as a build.
+        os.rename(index_dir, builds_dir(index_dir) / f"adopted-{time.time_ns()}")
+    link = index_dir.with_name(f"{index_dir.name}.link-{os.getpid()}")
+    if link.is_symlink():
+        link.unlink()
+    os.symlink(os.path.relpath(final, index_dir.parent), link)
+    os.replace(link, index_dir)
+    _fsync_dir(index_dir.parent)
+    return final
+
+
+def read_manifest(folder: Path) -> Manifest:
+    path = folder / MANIFEST_FILE
+    if not path.is_file():
+        raise IndexCorruptError(f"index at {folder} has no {MANIFEST_FILE}: {REBUILD_HINT}")
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise IndexCorruptError(f"manifest of the index at {folder} is unreadable: {REBUILD_HINT}") from exc
+    return Manifest.from_json(raw, folder)
+
+
+def read_index(folder: Path, verify: bool = True) -> IndexData:
+    """Load a build folder; with ``verify``, every file must match its manifest checksum."""
+    manifest = read_manifest(folder)
+    if verify:
+        verify_files(folder, manifest)
+    try:
+        documents, langs = _read_documents(folder / "documents.jsonl")
+        data = IndexData(
+            manifest=manifest,
+            documents=documents,
+            doc_langs=langs,
+            chunks=SpanTable.load(folder, "chunks"),
+            sentences=SpanTable.load(folder, "sentences"),
+            chunk_vectors=load_vector_store(folder / "chunk_vectors"),
+            sentence_vectors=load_vector_store(folder / "sentence_vectors"),
+            lexical=LexicalIndex.load(folder / "bm25"),
+            folder=folder,
+        )
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise IndexCorruptError(f"index at {folder} is damaged ({type(exc).__name__}): {REBUILD_HINT}") from exc
+    if len(data.chunks) != manifest.counts.get("chunks") or len(data.documents) != manifest.counts.get("documents"):
+        raise IndexCorruptError(f"index at {folder} does not match its manifest counts: {REBUILD_HINT}")
+    return data
+
+
+def _write_documents(path: Path, documents: list[Document], langs: list[str]) -> None:
+    with path.open("w", encoding="utf-8") as handle:
+        for doc, lang in zip(documents, langs, strict=True):
+            record = {"doc_id": doc.doc_id, "title": doc.title, "text": doc.text, "metadata": doc.metadata, "lang": lang}
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+
+def _read_documents(path: Path) -> tuple[list[Document], list[str]]:
+    documents, langs = [], []
+    with path.open(encoding="utf-8") as handle:
+        for line in handle:
+            record = json.loads(line)
+            documents.append(Document(record["doc_id"], record["title"], record["text"], record["metadata"]))
+            langs.append(record["lang"])
+    return documents, langs
+
+
+def _fsync_tree(folder: Path) -> None:
+    for path in folder.rglob("*"):
+        if path.is_file():
+            with path.open("rb") as handle:
+                os.fsync(handle.fileno())
+    for path in [folder, *(p for p in folder.rglob("*") if p.is_dir())]:
+        _fsync_dir(path)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,82 @@
+"""Column tables of spans (passages or sentences) and how they relate.
+
+Rows are ordered by document, then by start offset. Each row carries a stable
+int64 id that the vector stores use, so an unchanged document keeps its ids
+(and its vectors) across rebuilds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+_OFFSET_BITS = 40  # documents up to a terabyte; doc rows up to 2**23
+
+
+@dataclass(frozen=True)
+class SpanTable:
+    """Parallel arrays: id, document row, start and end offset of each span."""
+
+    ids: np.ndarray
+    doc: np.ndarray
+    start: np.ndarray
+    end: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @classmethod
+    def empty(cls) -> SpanTable:
+        return cls.from_columns([], [], [], [])
+
+    @classmethod
+    def from_columns(cls, ids, doc, start, end) -> SpanTable:
+        return cls(
+            np.asarray(ids, dtype=np.int64),
+            np.asarray(doc, dtype=np.int64),
+            np.asarray(start, dtype=np.int64),
+            np.asarray(end, dtype=np.int64),
+        )
+
+    def rows_of_ids(self, ids: np.ndarray) -> np.ndarray:
+        """Row of each id (ids must exist in the table)."""
+        order = np.argsort(self.ids, kind="stable")
+        return order[np.searchsorted(self.ids[order], ids)]
+
+    def save(self, folder: Path, name: str) -> None:
+        for column in ("ids", "doc", "start", "end"):
+            np.save(folder / f"{name}.{column}.npy", getattr(self, column), allow_pickle=False)
+
+    @classmethod
+    def load(cls, folder: Path, name: str) -> SpanTable:
+        columns = [np.load(folder / f"{name}.{c}.npy", allow_pickle=False) for c in ("ids", "doc", "start", "end")]
+        return cls(*columns)
+
+
+def _keys(table: SpanTable, offsets: np.ndarray) -> np.ndarray:
+    return (table.doc << _OFFSET_BITS) + offsets
+
+
+@dataclass(frozen=True)
+class SpanLinks:
+    """For each sentence, the range of passage rows that overlap it, and the reverse."""
+
+    sentence_first_chunk: np.ndarray
+    sentence_last_chunk: np.ndarray
+    chunk_first_sentence: np.ndarray
+    chunk_last_sentence: np.ndarray
+
+
+def link_spans(chunks: SpanTable, sentences: SpanTable) -> SpanLinks:
+    """Overlap ranges between two tables sorted by (document, start), inclusive bounds."""
+    chunk_start, chunk_end = _keys(chunks, chunks.start), _keys(chunks, chunks.end)
+    sent_start, sent_end = _keys(sentences, sentences.start), _keys(sentences, sentences.end)
+    # The first span whose end lies after my start, and the last whose start lies before my end.
+    return SpanLinks(
+        sentence_first_chunk=np.searchsorted(chunk_end, sent_start, side="right"),
+        sentence_last_chunk=np.searchsorted(chunk_start, sent_end, side="left") - 1,
+        chunk_first_sentence=np.searchsorted(sent_end, chunk_start, side="right"),
+        chunk_last_sentence=np.searchsorted(sent_start, chunk_end, side="left") - 1,
+    )

@@ -1,0 +1,189 @@
+"""Dense vector stores behind one interface, so a distributed backend can be added later.
+
+Vectors are L2-normalised, so inner product is cosine similarity. Every store
+keeps caller-chosen int64 ids and supports deletion by id.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Protocol
+
+import faiss
+import numpy as np
+
+from index.errors import IndexCorruptError
+
+META_FILE = "store.json"
+
+
+class VectorStore(Protocol):
+    """Add, remove and search normalised vectors by int64 id."""
+
+    dim: int
+
+    def __len__(self) -> int: ...
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        """Add vectors under the given ids (ids must be new)."""
+        ...
+
+    def remove(self, ids: np.ndarray) -> int:
+        """Remove the given ids; return how many were present."""
+        ...
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k (scores, ids) per query row, best first; missing slots have id -1."""
+        ...
+
+    def get(self, ids: np.ndarray) -> np.ndarray:
+        """Stored vectors of the given ids, shape (len(ids), dim)."""
+        ...
+
+    def save(self, folder: Path) -> None:
+        """Write the store into an existing, empty folder."""
+        ...
+
+
+class FaissVectorStore:
+    """FAISS: exact inner product, or IVF with 8-bit scalar quantisation for large stores."""
+
+    def __init__(self, index: faiss.Index, kind: str) -> None:
+        self._index = index
+        self.kind = kind
+        self.dim = index.d
+
+    @classmethod
+    def exact(cls, dim: int) -> FaissVectorStore:
+        return cls(faiss.IndexIDMap2(faiss.IndexFlatIP(dim)), "flat")
+
+    @classmethod
+    def approximate(cls, training: np.ndarray, nprobe: int | None = None) -> FaissVectorStore:
+        """An IVF-SQ8 index trained on ``training``; sized for its row count."""
+        n, dim = training.shape
+        nlist = max(16, int(4 * math.sqrt(n)))
+        quantizer = faiss.IndexFlatIP(dim)
+        index = faiss.IndexIVFScalarQuantizer(
+            quantizer, dim, nlist, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT
+        )
+        sample = training[np.random.default_rng(0).permutation(n)[: nlist * 64]]
+        index.train(np.ascontiguousarray(sample, dtype=np.float32))
+        index.nprobe = nprobe or max(8, nlist // 40)
+        # A hash table from id to slot lets get() decode single vectors after removals.
+        index.set_direct_map_type(faiss.DirectMap.Hashtable)
+        return cls(index, "ivf-sq8")
+
+    def __len__(self) -> int:
+        return int(self._index.ntotal)
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        if len(ids):
+            self._index.add_with_ids(
+                np.ascontiguousarray(vectors, dtype=np.float32), np.asarray(ids, dtype=np.int64)
+            )
+
+    def remove(self, ids: np.ndarray) -> int:
+        if not len(ids):
+            return 0
+        return int(self._index.remove_ids(np.asarray(ids, dtype=np.int64)))
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        k = max(1, min(k, len(self))) if len(self) else 1
+        scores, ids = self._index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
+        return scores, ids
+
+    def get(self, ids: np.ndarray) -> np.ndarray:
+        out = np.empty((len(ids), self.dim), dtype=np.float32)
+        for i, vector_id in enumerate(np.asarray(ids, dtype=np.int64).tolist()):
+            out[i] = self._index.reconstruct(vector_id)
+        return out
+
+    def save(self, folder: Path) -> None:
+        faiss.write_index(self._index, str(folder / "vectors.faiss"))
+        _write_meta(folder, {"backend": "faiss", "kind": self.kind, "dim": self.dim})
+
+    @classmethod
+    def load(cls, folder: Path, meta: dict) -> FaissVectorStore:
+        try:
+            index = faiss.read_index(str(folder / "vectors.faiss"))
+        except RuntimeError as exc:
+            raise IndexCorruptError(
+                f"FAISS file in {folder} cannot be read: rebuild the index with `qa build`"
+            ) from exc
+        return cls(index, meta["kind"])
+
+
+class NumpyVectorStore:
+    """Exact search with plain NumPy: the reference the FAISS stores are checked against."""
+
+    def __init__(self, dim: int) -> None:
+        self.dim = dim
+        self._ids = np.empty(0, dtype=np.int64)
+        self._vectors = np.empty((0, dim), dtype=np.float32)
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        self._ids = np.concatenate([self._ids, np.asarray(ids, dtype=np.int64)])
+        self._vectors = np.vstack([self._vectors, np.asarray(vectors, dtype=np.float32)])
+
+    def remove(self, ids: np.ndarray) -> int:
+        keep = ~np.isin(self._ids, ids)
+        removed = int((~keep).sum())
+        self._ids, self._vectors = self._ids[keep], self._vectors[keep]
+        return removed
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        queries = np.asarray(queries, dtype=np.float32)
+        k = max(1, k)
+        scores = queries @ self._vectors.T
+        top = min(k, scores.shape[1])
+        order = np.argsort(-scores, axis=1, kind="stable")[:, :top]
+        out_scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
+        out_ids = np.full((len(queries), k), -1, dtype=np.int64)
+        out_scores[:, :top] = np.take_along_axis(scores, order, axis=1)
+        out_ids[:, :top] = self._ids[order]
+        return out_scores, out_ids
+
+    def get(self, ids: np.ndarray) -> np.ndarray:
+        order = np.argsort(self._ids)
+        return self._vectors[order[np.searchsorted(self._ids[order], ids)]]
+
+    def save(self, folder: Path) -> None:
+        np.save(folder / "ids.npy", self._ids, allow_pickle=False)
+        np.save(folder / "vectors.npy", self._vectors, allow_pickle=False)
+        _write_meta(folder, {"backend": "numpy", "dim": self.dim})
+
+    @classmethod
+    def load(cls, folder: Path, meta: dict) -> NumpyVectorStore:
+        store = cls(int(meta["dim"]))
+        store._ids = np.load(folder / "ids.npy", allow_pickle=False)
+        store._vectors = np.load(folder / "vectors.npy", allow_pickle=False)
+        return store
+
+
+def new_vector_store(vectors: np.ndarray, ann_threshold: int) -> VectorStore:
+    """An empty store suited to ``len(vectors)``: exact below the threshold, IVF-SQ8 above."""
+    if len(vectors) >= ann_threshold:
+        return FaissVectorStore.approximate(vectors)
+    return FaissVectorStore.exact(vectors.shape[1])
+
+
+def load_vector_store(folder: Path) -> VectorStore:
+    """Open a store saved by any backend."""
+    try:
+        meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise IndexCorruptError(f"vector store metadata in {folder} is unreadable: rebuild with `qa build`") from exc
+    backends = {"faiss": FaissVectorStore, "numpy": NumpyVectorStore}
+    backend = backends.get(meta.get("backend"))
+    if backend is None:
+        raise IndexCorruptError(f"unknown vector store backend in {folder}: rebuild with `qa build`")
+    return backend.load(folder, meta)
+
+
+def _write_meta(folder: Path, meta: dict) -> None:
+    (folder / META_FILE).write_text(json.dumps(meta), encoding="utf-8")
