@@ -7,7 +7,7 @@ import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -17,13 +17,13 @@ from index.config import Settings
 from index.corpus import Document, load_corpus
 from index.encoders import Encoder, canonical_model_name
 from index.errors import IndexMismatchError, QAError
-from index.language import UNKNOWN, detect_language
+from index.language import detect_language
 from index.lexical import LexicalIndex
 from index.manifest import BuildSettings, Manifest, check_compatible
 from index.spans import Span, chunk_spans, split_sentences
 from index.store import IndexData, build_lock, new_build_folder, publish, read_index, resolve_live, write_index
 from index.tables import SpanTable
-from index.vectorstore import FaissVectorStore, VectorStore, new_vector_store
+from index.vectorstore import FaissVectorStore, VectorStore
 
 log = logging.getLogger(__name__)
 
@@ -128,9 +128,10 @@ def _assemble(
     per_doc: list[_DocSpans] = []
     for doc in documents:
         key = (doc.doc_id, doc.content_hash)
-        per_doc.append(reusable.get(key) or _DocSpans(
-            chunk_spans(doc.text, wanted.chunk_size, wanted.chunk_overlap), split_sentences(doc.text)
-        ))
+        per_doc.append(
+            reusable.get(key)
+            or _DocSpans(chunk_spans(doc.text, wanted.chunk_size, wanted.chunk_overlap), split_sentences(doc.text))
+        )
     chunks, chunk_new = _table(per_doc, "chunks", previous.chunks if previous else None)
     sentences, sentence_new = _table(per_doc, "sentences", previous.sentences if previous else None)
     texts_chunks = [_passage_text(documents, chunks, row) for row in chunk_new]
@@ -139,12 +140,18 @@ def _assemble(
     chunk_store = _update_store(
         previous.chunk_vectors if previous else None,
         previous.chunks.ids if previous else None,
-        chunks, chunk_new, vectors[: len(chunk_new)], settings,
+        chunks,
+        chunk_new,
+        vectors[: len(chunk_new)],
+        settings,
     )
     sentence_store = _update_store(
         previous.sentence_vectors if previous else None,
         previous.sentences.ids if previous else None,
-        sentences, sentence_new, vectors[len(chunk_new) :], settings,
+        sentences,
+        sentence_new,
+        vectors[len(chunk_new) :],
+        settings,
     )
     if chunk_store is None or sentence_store is None:  # the store kind must change: embed everything
         return _assemble(documents, wanted, None, encoder, settings, show_progress)
@@ -154,7 +161,7 @@ def _assemble(
         settings=wanted,
         documents={doc.doc_id: doc.content_hash for doc in documents},
         counts={"documents": len(documents), "chunks": len(chunks), "sentences": len(sentences)},
-        created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
     data = IndexData(manifest, list(documents), langs, chunks, sentences, chunk_store, sentence_store, lexical)
     reused = sum(1 for spans in per_doc if spans.chunk_ids is not None)
@@ -168,12 +175,16 @@ def _reusable_spans(previous: IndexData) -> dict[tuple[str, str], _DocSpans]:
         c = previous.chunks.doc == row
         s = previous.sentences.doc == row
         out[(doc.doc_id, previous.manifest.documents[doc.doc_id])] = _DocSpans(
-            chunks=[Span(int(a), int(b)) for a, b in zip(previous.chunks.start[c], previous.chunks.end[c])],
-            sentences=[Span(int(a), int(b)) for a, b in zip(previous.sentences.start[s], previous.sentences.end[s])],
+            chunks=_spans(previous.chunks, c),
+            sentences=_spans(previous.sentences, s),
             chunk_ids=previous.chunks.ids[c],
             sentence_ids=previous.sentences.ids[s],
         )
     return out
+
+
+def _spans(table: SpanTable, mask: np.ndarray) -> list[Span]:
+    return [Span(int(a), int(b)) for a, b in zip(table.start[mask], table.end[mask], strict=True)]
 
 
 def _table(per_doc: list[_DocSpans], kind: str, previous: SpanTable | None) -> tuple[SpanTable, list[int]]:

@@ -72,9 +72,7 @@ def load_corpus(corpus_dir: Path, max_file_bytes: int = MAX_FILE_BYTES) -> Corpu
     for warning in warnings:
         log.warning("skipped %s", warning)
     if not documents:
-        raise EmptyCorpusError(
-            f"corpus folder {root} holds no usable document: add UTF-8 .txt, .md or .jsonl files"
-        )
+        raise EmptyCorpusError(f"corpus folder {root} holds no usable document: add UTF-8 .txt, .md or .jsonl files")
     return CorpusLoad(documents, warnings)
 
 

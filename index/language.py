@@ -62,7 +62,7 @@ def detect_language(text: str) -> str:
         tally["es"] += 1.0
     if not tally:
         return UNKNOWN
-    (best, score), *rest = tally.most_common(2) + [("", 0.0)]
+    (best, score), *rest = [*tally.most_common(2), ("", 0.0)]
     if rest and rest[0][1] == score:
         return UNKNOWN
     return best

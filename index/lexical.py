@@ -8,6 +8,7 @@ their accents, which lets ``médiation`` and ``mediation`` meet.
 
 from __future__ import annotations
 
+import logging
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
@@ -20,6 +21,8 @@ import Stemmer
 
 from index.errors import IndexCorruptError
 from index.language import UNKNOWN, stopwords
+
+logging.getLogger("bm25s").setLevel(logging.WARNING)
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 _STEMMER_NAMES = {
@@ -58,7 +61,7 @@ def tokenize(text: str, lang: str) -> list[str]:
 def tokenize_query(text: str, lang: str, corpus_langs: Iterable[str]) -> list[str]:
     """Query tokens stemmed as the question's language and as each corpus language, deduplicated."""
     words = _words(text, lang)
-    langs = [lang] + sorted(set(corpus_langs) - {lang, UNKNOWN})
+    langs = [lang, *sorted(set(corpus_langs) - {lang, UNKNOWN})]
     seen: dict[str, None] = {}
     for each in langs:
         for token in _stem(words, each):

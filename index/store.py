@@ -54,9 +54,7 @@ def builds_dir(index_dir: Path) -> Path:
 def resolve_live(index_dir: Path) -> Path:
     """The concrete build folder behind ``index_dir``; IndexMissingError if there is none."""
     if not index_dir.exists():
-        raise IndexMissingError(
-            f"no index at {index_dir}: build one with `qa build` (or `make index`)"
-        )
+        raise IndexMissingError(f"no index at {index_dir}: build one with `qa build` (or `make index`)")
     return index_dir.resolve()
 
 
@@ -69,9 +67,7 @@ def build_lock(index_dir: Path) -> Iterator[None]:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
-            raise BuildInProgressError(
-                f"another build of {index_dir} is running: wait for it to finish"
-            ) from exc
+            raise BuildInProgressError(f"another build of {index_dir} is running: wait for it to finish") from exc
         remove_stale_builds(index_dir)
         yield
 
@@ -163,7 +159,13 @@ def read_index(folder: Path, verify: bool = True) -> IndexData:
 def _write_documents(path: Path, documents: list[Document], langs: list[str]) -> None:
     with path.open("w", encoding="utf-8") as handle:
         for doc, lang in zip(documents, langs, strict=True):
-            record = {"doc_id": doc.doc_id, "title": doc.title, "text": doc.text, "metadata": doc.metadata, "lang": lang}
+            record = {
+                "doc_id": doc.doc_id,
+                "title": doc.title,
+                "text": doc.text,
+                "metadata": doc.metadata,
+                "lang": lang,
+            }
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")
 
 

@@ -91,8 +91,11 @@ def load_jsonl_set(path: Path) -> EvalSet:
             answers = tuple(str(a) for a in record["answers"])
             questions.append(
                 EvalQuestion(
-                    str(record["id"]), str(record["question"]), answers,
-                    record.get("doc_id"), lang=record.get("lang"),
+                    str(record["id"]),
+                    str(record["question"]),
+                    answers,
+                    record.get("doc_id"),
+                    lang=record.get("lang"),
                 )
             )
         except (ValueError, KeyError, TypeError) as exc:

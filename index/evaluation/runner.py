@@ -9,14 +9,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
 from index.builder import build_from_documents
+from index.config import SearchParams, Settings
 from index.corpus import Document
 from index.encoders import Encoder, canonical_model_name
 from index.evaluation.datasets import EvalQuestion, EvalSet
 from index.evaluation.metrics import Rank, contains_answer, contains_span, first_hit, hit_at, hit_curve, mrr_at
-from index.config import SearchParams, Settings
 from index.searcher import Passage, Searcher
 from index.store import read_index, resolve_live
 

@@ -1,0 +1,48 @@
+# Two commands to know: `make serve` and `make test`. Everything else is a helper.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+
+.PHONY: install serve test test-fast index eval bench lint lock clean
+
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@touch $(STAMP)
+
+install: $(STAMP)  ## create .venv and install pinned dependencies
+
+serve: $(STAMP)  ## build the index if there is none, then serve on $(HOST):$(PORT)
+	@test -e var/index || $(BIN)/qa build
+	$(BIN)/qa serve --host $(HOST) --port $(PORT)
+
+test: $(STAMP)  ## the whole suite, slow and browser tests included
+	$(BIN)/python -m pytest
+
+test-fast: $(STAMP)  ## skip tests marked slow
+	$(BIN)/python -m pytest -m "not slow"
+
+index: $(STAMP)  ## (re)build the index from corpus/
+	$(BIN)/qa build
+
+eval: $(STAMP)  ## score the three dev sets and the project's own set
+	$(BIN)/qa eval ../shared/eval/piaf-dev.json
+	$(BIN)/qa eval ../shared/eval/xquad-es.json --questions-from ../shared/eval/xquad-en.json
+	$(BIN)/qa eval eval/seed.jsonl --distractors ../shared/eval/piaf-dev.json
+
+bench: $(STAMP)  ## full benchmark (about 15 minutes); `qa bench --quick` for a short one
+	$(BIN)/qa bench
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+lock: $(STAMP)  ## re-pin requirements.lock from the current .venv
+	$(BIN)/python -m pip freeze --exclude-editable | sed 's/+cpu$$//' > requirements.lock.new
+	mv requirements.lock.new requirements.lock
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache

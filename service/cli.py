@@ -1,0 +1,149 @@
+"""The ``qa`` command: build, serve, ask, eval and bench."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from index.config import Settings
+from index.errors import QAError
+
+DEFAULT_EVAL_SET = Path("eval/seed.jsonl")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``qa`` console script; returns the exit status."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    try:
+        settings = _settings(args)
+        return args.run(args, settings)
+    except QAError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides = {}
+    if getattr(args, "corpus", None):
+        overrides["corpus_dir"] = args.corpus
+    if getattr(args, "index", None):
+        overrides["index_dir"] = args.index
+    try:
+        return Settings(**overrides)
+    except ValueError as exc:  # pydantic's ValidationError, from a bad QA_* variable
+        raise QAError(f"invalid configuration: {exc}".replace("\n", " ")) from exc
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="qa", description="Question-answering retrieval over a corpus of articles.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    build = commands.add_parser("build", help="build or update the index from the corpus folder")
+    build.add_argument("--corpus", type=Path, help="corpus folder (default: $QA_CORPUS_DIR or corpus/)")
+    build.add_argument("--index", type=Path, help="index location (default: $QA_INDEX_DIR or var/index)")
+    build.add_argument("--quiet", action="store_true", help="no progress bar")
+    build.set_defaults(run=_build)
+
+    serve = commands.add_parser("serve", help="serve the HTTP API")
+    serve.add_argument("--index", type=Path, help="index location (default: $QA_INDEX_DIR or var/index)")
+    serve.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+    serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    serve.set_defaults(run=_serve)
+
+    ask = commands.add_parser("ask", help="ask the local index a question, without a server")
+    ask.add_argument("question")
+    ask.add_argument("-k", type=int, default=5, help="number of passages (default 5)")
+    ask.add_argument("--json", action="store_true", help="print the API's JSON")
+    ask.add_argument("--index", type=Path)
+    ask.set_defaults(run=_ask)
+
+    ev = commands.add_parser("eval", help="score evaluation sets (SQuAD .json or .jsonl)")
+    ev.add_argument("files", nargs="*", type=Path, help=f"sets to score (default: {DEFAULT_EVAL_SET})")
+    ev.add_argument("--questions-from", type=Path, help="SQuAD file whose questions replace those of the same id")
+    ev.add_argument(
+        "--distractors",
+        type=Path,
+        action="append",
+        default=[],
+        help="SQuAD file whose articles are indexed beside the corpus for .jsonl sets",
+    )
+    ev.add_argument("-k", type=int, default=5, help="passages per question for hit@k and passage_chars")
+    ev.add_argument("--json", action="store_true", help="print one JSON object keyed by set name")
+    ev.add_argument("--report", type=Path, help="write an HTML report into this folder")
+    ev.add_argument("--index", type=Path)
+    ev.set_defaults(run=_eval)
+
+    bench = commands.add_parser("bench", help="measure build and query speed (writes var/bench/)")
+    bench.add_argument("--quick", action="store_true", help="a short run (under 2 minutes)")
+    bench.add_argument("--json", action="store_true", help="print the JSON results")
+    bench.set_defaults(run=_bench)
+    return parser
+
+
+def _build(args: argparse.Namespace, settings: Settings) -> int:
+    from index.builder import build_index
+    from index.encoders import load_encoder
+
+    report = build_index(settings, load_encoder(settings.model), show_progress=not args.quiet)
+    for warning in report.warnings:
+        print(f"skipped {warning}", file=sys.stderr)
+    print(report.summary())
+    return 0
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from service.app import create_app
+    from service.state import ServiceState
+
+    state = ServiceState(settings)
+    state.load()  # refuse to start on a corrupt or foreign index; a missing one answers 503
+    app = create_app(settings, state)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info", timeout_graceful_shutdown=10)
+    return 0
+
+
+def _ask(args: argparse.Namespace, settings: Settings) -> int:
+    from dataclasses import asdict
+
+    from service.state import ServiceState
+
+    state = ServiceState(settings)
+    state.load(missing_ok=False)
+    result = state.searcher.search(args.question, args.k)
+    if args.json:
+        print(json.dumps(asdict(result), ensure_ascii=False, indent=2))
+        return 0
+    print(f"{len(result.passages)} passages in {result.took_ms:.1f} ms")
+    for rank, passage in enumerate(result.passages, start=1):
+        print(f"\n{rank}. {passage.title} [{passage.doc_id} {passage.start}:{passage.end}] score {passage.score:.3f}")
+        print(f"   > {passage.highlight.text}")
+    return 0
+
+
+def _eval(args: argparse.Namespace, settings: Settings) -> int:
+    from service.evaluate import run_eval
+
+    files = args.files or [DEFAULT_EVAL_SET]
+    return run_eval(files, settings, args)
+
+
+def _bench(args: argparse.Namespace, settings: Settings) -> int:
+    from service.bench import run_bench
+
+    return run_bench(settings, quick=args.quick, as_json=args.json)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,79 @@
+"""``qa eval``: load the sets, index what they need, score them and print the figures."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from index.config import Settings
+from index.corpus import load_corpus
+from index.encoders import load_encoder
+from index.evaluation.datasets import EvalSet, load_eval_file, replace_questions, squad_documents
+from index.evaluation.runner import SetScore, evaluate, searcher_for
+
+COLUMNS = ("hit@1", "hit@5", "mrr@10", "n", "passage_chars", "highlight_hit", "seconds")
+
+
+def run_eval(files: list[Path], settings: Settings, args: argparse.Namespace) -> int:
+    """Score every file; print a table (or JSON) and optionally write the HTML report."""
+    encoder = load_encoder(settings.model)
+    distractors = [doc for path in args.distractors for doc in squad_documents(path)[0]]
+    scores: list[SetScore] = []
+    for path in files:
+        eval_set = load_eval_file(path)
+        if args.questions_from:
+            eval_set = replace_questions(eval_set, args.questions_from)
+        corpus = _corpus_documents(eval_set, settings, distractors)
+        searcher = searcher_for(
+            eval_set,
+            settings,
+            encoder,
+            extra_documents=distractors if eval_set.documents is None else (),
+            corpus_documents=corpus,
+            show_progress=not args.json,
+        )
+        if distractors and eval_set.documents is None:
+            eval_set.name += f" + {len(searcher.data.chunks) - _corpus_chunks(searcher, corpus)} distractor chunks"
+        scores.append(evaluate(eval_set, searcher, k=args.k, show_progress=not args.json))
+    if args.json:
+        print(json.dumps({score.name: score.figures() for score in scores}, ensure_ascii=False, indent=2))
+    else:
+        _print_table(scores)
+    if args.report:
+        from service.report import write_report
+
+        path = write_report(scores, args.report)
+        if not args.json:
+            print(f"report written to {path}")
+    return 0
+
+
+def _corpus_documents(eval_set: EvalSet, settings: Settings, distractors: list) -> list:
+    """Corpus documents are read only for a corpus set that gets distractors beside it."""
+    if eval_set.documents is not None or not distractors:
+        return []
+    return load_corpus(settings.corpus_dir).documents
+
+
+def _corpus_chunks(searcher, corpus: list) -> int:
+    ids = {doc.doc_id for doc in corpus}
+    rows = [row for row, doc in enumerate(searcher.data.documents) if doc.doc_id in ids]
+    return int(sum((searcher.data.chunks.doc == row).sum() for row in rows))
+
+
+def _print_table(scores: list[SetScore]) -> None:
+    width = max([len("set"), *(len(s.name) for s in scores)])
+    print(f"{'set':<{width}}  " + "  ".join(f"{c:>13}" for c in COLUMNS))
+    for score in scores:
+        figures = score.figures()
+        cells = [_cell(figures[c]) for c in COLUMNS]
+        print(f"{score.name:<{width}}  " + "  ".join(f"{c:>13}" for c in cells))
+        for lang, by in figures.get("by_lang", {}).items():
+            print(f"{'  lang=' + lang:<{width}}  {by['hit@1']:>13.3f}  {by['hit@5']:>13.3f}  {'':>13}  {by['n']:>13}")
+
+
+def _cell(value) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.3f}" if isinstance(value, float) else str(value)

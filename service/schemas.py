@@ -1,0 +1,80 @@
+"""Request and response bodies of the HTTP API."""
+
+from __future__ import annotations
+
+import unicodedata
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator
+
+MAX_QUESTION_CHARS = 2000
+MAX_K = 50
+
+
+class AskRequest(BaseModel):
+    """A question and how many passages to return."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"question": "Who mediated the talks?", "k": 5}]}
+    )
+
+    question: StrictStr = Field(min_length=1, max_length=MAX_QUESTION_CHARS, description="The question, any language.")
+    k: StrictInt = Field(5, ge=1, le=MAX_K, description="Number of passages to return.")
+
+    @field_validator("question")
+    @classmethod
+    def _readable(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("question is empty or only whitespace")
+        if any(unicodedata.category(ch) == "Cc" and ch not in "\t\n\r" for ch in value):
+            raise ValueError("question contains control characters or null bytes")
+        return value
+
+
+class HighlightOut(BaseModel):
+    start: int = Field(description="Offset of the highlighted sentence in the document.")
+    end: int
+    text: str
+
+
+class PassageOut(BaseModel):
+    doc_id: str
+    title: str
+    start: int = Field(description="Offset of the passage in the document text.")
+    end: int
+    text: str = Field(description="Exactly document.text[start:end].")
+    score: float
+    highlight: HighlightOut
+
+
+class AskResponse(BaseModel):
+    question: str
+    passages: list[PassageOut]
+    took_ms: float
+
+
+class DocumentOut(BaseModel):
+    doc_id: str
+    title: str
+    text: str
+    metadata: dict
+
+
+class HealthOut(BaseModel):
+    status: str = Field(description="'ok', or 'no index' when none is loaded.")
+    documents: int
+    chunks: int
+    model: str
+    index_built_at: str | None = None
+
+
+class RebuildOut(BaseModel):
+    documents: int
+    chunks: int
+    reused_documents: int
+    embedded_texts: int
+    seconds: float
+    skipped: list[str]
+
+
+class ErrorOut(BaseModel):
+    detail: str

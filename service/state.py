@@ -1,0 +1,62 @@
+"""The live searcher of a running server, swapped atomically on rebuild."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from index.builder import BuildReport, build_index, build_settings
+from index.config import Settings
+from index.encoders import Encoder, load_encoder
+from index.errors import BuildInProgressError, IndexMissingError
+from index.manifest import check_compatible
+from index.searcher import Searcher
+from index.store import IndexData, read_index, resolve_live
+
+log = logging.getLogger(__name__)
+
+
+class ServiceState:
+    """Holds the encoder (loaded once) and the current searcher.
+
+    A request reads ``searcher`` once and uses that object to the end, so it
+    is answered wholly by the old index or wholly by the new one.
+    """
+
+    def __init__(self, settings: Settings, encoder: Encoder | None = None) -> None:
+        self.settings = settings
+        self._encoder = encoder
+        self.searcher: Searcher | None = None
+        self._rebuild_lock = threading.Lock()
+
+    @property
+    def encoder(self) -> Encoder:
+        if self._encoder is None:
+            self._encoder = load_encoder(self.settings.model)
+        return self._encoder
+
+    def load(self, missing_ok: bool = True) -> None:
+        """Load the live index; a missing one leaves the service answering 503."""
+        try:
+            data = read_index(resolve_live(self.settings.index_dir))
+        except IndexMissingError:
+            if not missing_ok:
+                raise
+            log.warning("no index at %s yet: run `qa build`", self.settings.index_dir)
+            return
+        self.searcher = self._searcher(data)
+
+    def _searcher(self, data: IndexData) -> Searcher:
+        check_compatible(data.manifest.settings, build_settings(self.settings, self.encoder), data.folder)
+        return Searcher(data, self.encoder, self.settings.search)
+
+    def rebuild(self) -> BuildReport:
+        """Build from the corpus and swap the new index in; queries keep being served meanwhile."""
+        if not self._rebuild_lock.acquire(blocking=False):
+            raise BuildInProgressError("a rebuild is already running: wait for it to finish")
+        try:
+            report = build_index(self.settings, self.encoder, show_progress=False)
+            self.searcher = self._searcher(read_index(report.folder))
+            return report
+        finally:
+            self._rebuild_lock.release()
