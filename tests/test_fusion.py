@@ -1,0 +1,64 @@
+"""Fusion and metrics are pure functions over ranked lists."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from index.evaluation.metrics import contains_answer, contains_span, first_hit, hit_at, hit_curve, mrr_at
+from index.fusion import best, fill_missing, max_by_group, minmax, reciprocal_rank_fusion, top_k, weighted_fusion
+
+
+def test_top_k_orders_best_first_with_stable_ties():
+    assert list(top_k(np.array([0.1, 0.9, 0.5, 0.9]), 3).items()) == [(1, 0.9), (3, 0.9), (2, 0.5)]
+    assert top_k(np.array([]), 5) == {}
+
+
+def test_minmax_scales_into_unit_range():
+    assert minmax({1: 2.0, 2: 4.0, 3: 3.0}) == {1: 0.0, 2: 1.0, 3: 0.5}
+    assert minmax({1: 5.0, 2: 5.0}) == {1: 1.0, 2: 1.0}
+    assert minmax({}) == {}
+
+
+def test_missing_rows_get_the_list_floor():
+    assert fill_missing({1: 0.8, 2: 0.3}, [1, 2, 3]).tolist() == [0.8, 0.3, 0.3]
+
+
+def test_weighted_fusion_combines_normalised_lists():
+    dense = {1: 0.9, 2: 0.5, 3: 0.1}
+    lexical = {3: 10.0, 4: 2.0}
+    fused = weighted_fusion([dense, lexical], [0.5, 0.5])
+    assert fused[1] == pytest.approx(0.5)  # top dense, lexical floor (0)
+    assert fused[3] == pytest.approx(0.5)  # dense floor (0), top lexical
+    assert fused[2] == pytest.approx(0.25)
+    assert best(fused, 2)[0][0] in (1, 3)
+
+
+def test_weighted_fusion_accepts_per_row_weights():
+    fused = weighted_fusion([{1: 1.0, 2: 0.0}, {1: 0.0, 2: 1.0}], [1.0, np.array([0.0, 2.0])])
+    assert fused == {1: 1.0, 2: 2.0}
+
+
+def test_rrf_rewards_agreement():
+    fused = reciprocal_rank_fusion([{1: 3.0, 2: 2.0}, {2: 9.0, 3: 1.0}], k=60)
+    assert best(fused, 1)[0][0] == 2
+
+
+def test_max_by_group_keeps_the_best_member():
+    assert max_by_group(np.array([5, 5, 7]), np.array([0.2, 0.6, 0.1])) == {5: 0.6, 7: 0.1}
+
+
+def test_hit_and_mrr():
+    ranks = [1, 3, None, 2]
+    assert hit_at(ranks, 1) == 0.25 and hit_at(ranks, 3) == 0.75
+    assert mrr_at(ranks, 10) == pytest.approx((1 + 1 / 3 + 1 / 2) / 4)
+    assert mrr_at(ranks, 2) == pytest.approx((1 + 1 / 2) / 4)
+    assert hit_curve(ranks, 3) == [0.25, 0.5, 0.75]
+    assert hit_at([], 1) == 0.0
+
+
+def test_first_hit_and_containment():
+    assert first_hit([False, True, True]) == 2 and first_hit([False]) is None
+    assert contains_span((10, 50), (10, 50)) and not contains_span((10, 50), (45, 55))
+    assert contains_answer("Le ministre  Badr\nal-Busaidi a dit", ["badr AL-BUSAIDI"])
+    assert not contains_answer("rien", ["", "absent"])

@@ -1,0 +1,84 @@
+"""Chunk and sentence offsets slice exactly the text they describe."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from index.spans import Span, chunk_spans, partition, split_sentences
+
+PIECES = st.sampled_from(
+    [
+        "Le ministre omanais, M. Badr al-Busaidi, a mené la médiation. ",
+        "Who mediated the talks? ",
+        "Réunion à Mascate 🇴🇲 — « pourparlers » indirects ! ",
+        "\r\n",
+        "\n\n",
+        "Même paragraphe répété.\r\n\r\n",
+        "   ",
+        "x" * 300,
+        "Émoji 😀😀 et accents àéîõü.",
+        "Dr. Smith arrived. He spoke.",
+    ]
+)
+TEXTS = st.lists(PIECES, min_size=0, max_size=40).map("".join) | st.text(max_size=3000)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=TEXTS, size=st.integers(50, 900), overlap_share=st.floats(0, 0.5))
+def test_chunk_offsets_slice_the_chunk_text_exactly(text, size, overlap_share):
+    overlap = int(size * overlap_share)
+    chunks = chunk_spans(text, size, overlap)
+    for chunk in chunks:
+        piece = text[chunk.start : chunk.end]
+        assert piece and piece == piece.strip()
+    assert chunks == sorted(chunks)
+    # Every non-space character is in some chunk: nothing is lost between passages.
+    covered = set()
+    for chunk in chunks:
+        covered.update(range(chunk.start, chunk.end))
+    assert all(i in covered for i, ch in enumerate(text) if not ch.isspace())
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=TEXTS, size=st.integers(20, 900))
+def test_partition_covers_text_in_order(text, size):
+    spans = partition(text, size)
+    assert "".join(text[s.start : s.end] for s in spans) == text
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=TEXTS)
+def test_sentences_are_trimmed_ordered_and_disjoint(text):
+    spans = split_sentences(text)
+    for before, after in zip(spans, spans[1:], strict=False):
+        assert before.end <= after.start
+    for span in spans:
+        assert text[span.start : span.end] == text[span.start : span.end].strip() != ""
+
+
+def test_repeated_paragraphs_get_their_own_offsets():
+    paragraph = "Le même paragraphe revient. " * 10
+    text = "\n\n".join([paragraph] * 6)
+    chunks = chunk_spans(text, 300, 60)
+    texts = {text[c.start : c.end].strip() for c in chunks}
+    assert len({c.start for c in chunks}) == len(chunks) >= 6
+    assert len(texts) < len(chunks)  # the same passage text, at distinct offsets
+
+
+def test_chunks_respect_size_and_overlap_on_prose():
+    text = " ".join(f"Phrase numéro {i} sur la médiation omanaise." for i in range(200))
+    chunks = chunk_spans(text, 400, 80)
+    assert all(len(c) <= 400 + 80 for c in chunks)
+    assert any(after.start < before.end for before, after in zip(chunks, chunks[1:], strict=False))
+
+
+def test_french_abbreviations_do_not_end_sentences():
+    text = "Il a rencontré M. Badr al-Busaidi à Mascate. Puis il est parti."
+    sentences = [text[s.start : s.end] for s in split_sentences(text)]
+    assert sentences == ["Il a rencontré M. Badr al-Busaidi à Mascate.", "Puis il est parti."]
+
+
+def test_span_helpers():
+    assert len(Span(3, 10)) == 7
+    assert Span(0, 10).contains(Span(2, 5)) and not Span(2, 5).contains(Span(0, 10))
