@@ -20,6 +20,7 @@ def run_eval(files: list[Path], settings: Settings, args: argparse.Namespace) ->
     encoder = load_encoder(settings.model)
     distractors = [doc for path in args.distractors for doc in squad_documents(path)[0]]
     scores: list[SetScore] = []
+    documents = []  # per set, doc_id -> Document, for the report's gold passages
     for path in files:
         eval_set = load_eval_file(path)
         if args.questions_from:
@@ -36,6 +37,8 @@ def run_eval(files: list[Path], settings: Settings, args: argparse.Namespace) ->
         if distractors and eval_set.documents is None:
             eval_set.name += f" + {len(searcher.data.chunks) - _corpus_chunks(searcher, corpus)} distractor chunks"
         scores.append(evaluate(eval_set, searcher, k=args.k, show_progress=not args.json))
+        if args.report:
+            documents.append({d.doc_id: d for d in searcher.data.documents})
     if args.json:
         print(json.dumps({score.name: score.figures() for score in scores}, ensure_ascii=False, indent=2))
     else:
@@ -43,7 +46,7 @@ def run_eval(files: list[Path], settings: Settings, args: argparse.Namespace) ->
     if args.report:
         from service.report import write_report
 
-        path = write_report(scores, args.report)
+        path = write_report(scores, args.report, documents)
         if not args.json:
             print(f"report written to {path}")
     return 0
