@@ -107,10 +107,10 @@ def test_damaged_index_files_are_named(tmp_path, encoder):
     with open(target, "r+b") as handle:
         handle.seek(100)
         handle.write(b"\xff\xff\xff\xff")
-    with pytest.raises(IndexCorruptError, match="chunk_vectors/vectors.faiss"):
+    with pytest.raises(IndexCorruptError, match=r"chunk_vectors/vectors\.faiss"):
         live(settings)
     os.remove(settings.index_dir / "manifest.json")
-    with pytest.raises(IndexCorruptError, match="manifest.json"):
+    with pytest.raises(IndexCorruptError, match=r"manifest\.json"):
         live(settings)
 
 

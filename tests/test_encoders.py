@@ -36,7 +36,9 @@ def test_progress_is_reported_per_batch(encoder):
 
 def test_cross_lingual_match_with_the_default_encoder(encoder):
     query = encoder.encode_queries(["Who mediated the talks?"])[0]
-    fr = encoder.encode_passages(["Le ministre a assuré la médiation des pourparlers.", "La recette demande de la farine."])
+    fr = encoder.encode_passages(
+        ["Le ministre a assuré la médiation des pourparlers.", "La recette demande de la farine."]
+    )
     assert query @ fr[0] > query @ fr[1]
 
 

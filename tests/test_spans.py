@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -51,7 +53,7 @@ def test_partition_covers_text_in_order(text, size):
 @given(text=TEXTS)
 def test_sentences_are_trimmed_ordered_and_disjoint(text):
     spans = split_sentences(text)
-    for before, after in zip(spans, spans[1:], strict=False):
+    for before, after in pairwise(spans):
         assert before.end <= after.start
     for span in spans:
         assert text[span.start : span.end] == text[span.start : span.end].strip() != ""
@@ -70,7 +72,7 @@ def test_chunks_respect_size_and_overlap_on_prose():
     text = " ".join(f"Phrase numéro {i} sur la médiation omanaise." for i in range(200))
     chunks = chunk_spans(text, 400, 80)
     assert all(len(c) <= 400 + 80 for c in chunks)
-    assert any(after.start < before.end for before, after in zip(chunks, chunks[1:], strict=False))
+    assert any(after.start < before.end for before, after in pairwise(chunks))
 
 
 def test_french_abbreviations_do_not_end_sentences():
