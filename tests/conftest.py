@@ -25,7 +25,9 @@ SHARED_EVAL = ROOT.parent / "shared" / "eval"
 
 EXTRA_DOCS = {
     "weather.en.txt": "The weather in Lyon was sunny all week.\n\nRain is expected on Sunday in the Alps.",
-    "notes/cuisine.fr.md": "# Cuisine lyonnaise\n\nLa quenelle est une spécialité de Lyon. Elle se sert avec une sauce Nantua.",
+    "notes/cuisine.fr.md": (
+        "# Cuisine lyonnaise\n\nLa quenelle est une spécialité de Lyon. Elle se sert avec une sauce Nantua."
+    ),
 }
 
 
