@@ -299,7 +299,7 @@ table{border-collapse:collapse;background:#fff;font-variant-numeric:tabular-nums
 caption{text-align:left;color:#5a6272;font-size:.85rem;padding:.25rem 0}
 th,td{border:1px solid #d8dce3;padding:.3rem .6rem;text-align:right}
 th[scope=row]{text-align:left;font-weight:600;max-width:28rem;overflow-wrap:anywhere}
-thead th{background:#eef1f5}
+thead th{background:#eef1f5}thead th:first-child{text-align:left}
 tr.lang th{font-weight:400;padding-left:1.6rem;color:#3b4252}
 .chart{background:#fff;border:1px solid #d8dce3;border-radius:.5rem;padding:.5rem;max-width:44rem}
 svg.curve{width:100%;height:auto;display:block}
