@@ -60,10 +60,12 @@ class FaissVectorStore:
         return cls(faiss.IndexIDMap2(faiss.IndexFlatIP(dim)), "flat")
 
     @classmethod
-    def approximate(cls, training: np.ndarray, nprobe: int | None = None) -> FaissVectorStore:
-        """An IVF-SQ8 index trained on ``training``; sized for its row count."""
+    def approximate(
+        cls, training: np.ndarray, nprobe: int | None = None, total: int | None = None
+    ) -> FaissVectorStore:
+        """An IVF-SQ8 index trained on ``training``; sized for ``total`` rows (default: its row count)."""
         n, dim = training.shape
-        nlist = max(16, int(4 * math.sqrt(n)))
+        nlist = max(16, int(4 * math.sqrt(total or n)))
         quantizer = faiss.IndexFlatIP(dim)
         index = faiss.IndexIVFScalarQuantizer(
             quantizer, dim, nlist, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT
