@@ -1,0 +1,230 @@
+"""``qa bench``: build throughput, query latency at scale, HTTP load, ANN recall and a LangChain peer.
+
+Writes ``var/bench/bench.json`` and ``var/bench/bench.md`` (plus timestamped
+copies). ``--quick`` runs every part on small sizes, for CI.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+from index.builder import build_from_documents
+from index.config import Settings
+from index.corpus import load_corpus
+from index.encoders import load_encoder
+from index.evaluation.datasets import EvalSet, squad_documents
+from index.evaluation.runner import evaluate
+from index.searcher import Searcher
+from index.store import read_index, resolve_live
+from service.bench_http import run_http
+from service.bench_peer import run_peer
+from service.bench_report import render_markdown, targets
+from service.bench_scale import peak_rss_mb, percentiles
+
+EVAL = Path("../shared/eval")
+SIGMA = 0.02  # per-dimension noise of synthetic vector copies (cosine ~0.9 to the original)
+FULL = {"docs": None, "questions": (400, 100, 100), "sizes": [10_000, 100_000, 1_000_000], "http_size": 100_000,
+        "http_seconds": 20.0, "ann_threshold": None}  # fmt: skip
+QUICK = {"docs": 8, "questions": (40, 10, 10), "sizes": [10_000], "http_size": 10_000,
+         "http_seconds": 4.0, "ann_threshold": 20_000}  # fmt: skip
+
+
+def run_bench(settings: Settings, quick: bool = False, as_json: bool = False) -> int:
+    """Run every measurement, write the reports, print a summary (or the JSON); returns 0."""
+    cfg = QUICK if quick else FULL
+    out_dir = Path(settings.index_dir).parent / "bench"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="run-", dir=out_dir))
+    began = time.perf_counter()
+    try:
+        results = _run(settings, cfg, quick, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    results["total_s"] = round(time.perf_counter() - began, 1)
+    results["targets"] = targets(results)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    text = json.dumps(results, indent=1, ensure_ascii=False)
+    markdown = render_markdown(results)
+    for name in ("bench", f"bench-{stamp}"):
+        (out_dir / f"{name}.json").write_text(text, encoding="utf-8")
+        (out_dir / f"{name}.md").write_text(markdown, encoding="utf-8")
+    print(text if as_json else markdown)
+    return 0
+
+
+def _log(message: str) -> None:
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+def _run(settings: Settings, cfg: dict, quick: bool, work: Path) -> dict:
+    documents, piaf_questions = squad_documents(EVAL / "piaf-dev.json")
+    if cfg["docs"]:
+        documents = documents[: cfg["docs"]]
+        kept = {doc.doc_id for doc in documents}
+        piaf_questions = [q for q in piaf_questions if q.gold_doc in kept]
+    documents += load_corpus(settings.corpus_dir).documents
+    questions, warmup = _latency_questions(piaf_questions, cfg["questions"])
+    ann_threshold = cfg["ann_threshold"] or settings.ann_threshold
+    results = {"quick": quick, "model": settings.model, "machine": _machine(), "started_at": _now()}
+    results["method"] = {"sigma": SIGMA, "ann_threshold": ann_threshold, "latency_questions": len(questions)}
+
+    _log("build throughput")
+    encoder = load_encoder(settings.model)
+    base_dir = work / "base" / "index"
+    results["build"] = _bench_build(documents, settings.model_copy(update={"index_dir": base_dir}), encoder)
+
+    results["scale"] = []
+    http_dir = work / "http" / "index"
+    for size in cfg["sizes"]:
+        _log(f"in-process latency at {size} chunks")
+        spec = {"base_index": str(base_dir), "questions": questions, "warmup": warmup, "model": settings.model,
+                "chunks": size, "ann_threshold": ann_threshold, "sigma": SIGMA,
+                "search": settings.search.model_dump(), "profile": os.environ.get("QA_BENCH_PROFILE_DIR")}  # fmt: skip
+        if spec["profile"]:
+            spec["profile"] = str(Path(spec["profile"]) / f"search-{size}.txt")
+        if size == cfg["http_size"]:
+            spec["save_to"] = str(http_dir)
+        results["scale"].append(_child("service.bench_scale", spec, work / f"scale-{size}.json"))
+
+    _log(f"HTTP load at {cfg['http_size']} chunks")
+    results["http"] = run_http(http_dir, settings.model, questions, 8, cfg["http_seconds"])
+    results["http"]["chunks"] = next(s["chunks"] for s in results["scale"] if s["target_chunks"] == cfg["http_size"])
+    shutil.rmtree(http_dir.parent, ignore_errors=True)
+
+    _log("peer comparison")
+    results["peer"] = _bench_peer(documents, piaf_questions, questions, settings, encoder, base_dir, work)
+    results["peak_rss_mb"] = round(peak_rss_mb(), 0)
+    return results
+
+
+def _latency_questions(piaf, counts: tuple[int, int, int]) -> tuple[list[str], list[str]]:
+    """Distinct questions: PIAF (fr), XQuAD en and es; plus 10 others to warm up with."""
+    _, en = squad_documents(EVAL / "xquad-en.json")
+    _, es = squad_documents(EVAL / "xquad-es.json")
+    rng = random.Random(0)
+    picked, warm = [], []
+    for pool, count in zip((piaf, en, es), counts, strict=True):
+        texts = list(dict.fromkeys(q.question.strip() for q in pool))
+        rng.shuffle(texts)
+        picked += texts[:count]
+        warm += texts[count : count + 4]
+    return list(dict.fromkeys(picked)), warm[:10]
+
+
+def _bench_build(documents, settings: Settings, encoder) -> dict:
+    encoder.encode_passages(["warm up " * 20] * 8, batch_size=settings.batch_size)
+    full = build_from_documents(documents, settings, encoder, show_progress=False)
+    data = read_index(resolve_live(settings.index_dir))
+    chunk_texts = [_text(data, data.chunks, r) for r in range(len(data.chunks))]
+    sentence_texts = [_text(data, data.sentences, r) for r in range(len(data.sentences))]
+    t0 = time.perf_counter()
+    encoder.encode_passages(chunk_texts + sentence_texts, batch_size=settings.batch_size)
+    raw_s = time.perf_counter() - t0
+    changed = max(1, math.ceil(len(documents) / 100))
+    edited = list(documents)
+    for i in range(changed):
+        doc = edited[i * len(edited) // changed]
+        edited[edited.index(doc)] = replace(doc, text=doc.text + "\n\nCe paragraphe a été ajouté pour le test.")
+    incremental = build_from_documents(edited, settings, encoder, show_progress=False)
+    texts = full.embedded_texts
+    return {
+        "model": settings.model,
+        "batch_size": settings.batch_size,
+        "documents": full.documents,
+        "chunks": full.chunks,
+        "sentences": full.sentences,
+        "embedded_texts": texts,
+        "full_s": round(full.seconds, 2),
+        "full_texts_per_s": round(texts / full.seconds, 1),
+        "full_chunks_per_s": round(full.chunks / full.seconds, 1),
+        "raw_encoder_s": round(raw_s, 2),
+        "raw_texts_per_s": round(texts / raw_s, 1),
+        "raw_chunks_per_s": round(full.chunks / raw_s, 1),
+        "build_vs_raw": round(raw_s / full.seconds, 3),
+        "incremental_changed_docs": changed,
+        "incremental_embedded_texts": incremental.embedded_texts,
+        "incremental_s": round(incremental.seconds, 2),
+        "incremental_vs_full": round(incremental.seconds / full.seconds, 4),
+    }
+
+
+def _text(data, table, row: int) -> str:
+    return data.documents[int(table.doc[row])].text[int(table.start[row]) : int(table.end[row])]
+
+
+def _bench_peer(documents, piaf_questions, questions, settings, encoder, base_dir: Path, work: Path) -> dict:
+    eval_set = EvalSet("piaf-dev", piaf_questions, documents)
+    out = {"ours_default": _ours(eval_set, questions, settings.search, encoder, base_dir, None)}
+    minilm_settings = settings.model_copy(update={"model": "minilm", "index_dir": work / "minilm" / "index"})
+    minilm = load_encoder("minilm")
+    out["ours_minilm"] = _ours(eval_set, questions, settings.search, minilm, None, (documents, minilm_settings))
+    data = read_index(resolve_live(minilm_settings.index_dir))
+    out["langchain_minilm"] = run_peer(data, piaf_questions, questions)
+    peer, ours = out["langchain_minilm"], out["ours_minilm"]
+    out["ratios"] = {
+        "p50_ours_minilm_over_peer": round(ours["search"]["p50_ms"] / peer["search"]["p50_ms"], 3),
+        "p99_ours_minilm_over_peer": round(ours["search"]["p99_ms"] / peer["search"]["p99_ms"], 3),
+        "build_s_ours_minilm_over_peer": round(ours["build_s"] / peer["build_s"], 3),
+        "hit@1_ours_minilm_minus_peer": round(ours["hit@1"] - peer["hit@1"], 4),
+        "hit@1_ours_default_minus_peer": round(out["ours_default"]["hit@1"] - peer["hit@1"], 4),
+    }
+    return out
+
+
+def _ours(eval_set, questions, params, encoder, index_dir: Path | None, build) -> dict:
+    out = {"model": encoder.name}
+    if build is not None:
+        documents, build_settings = build
+        report = build_from_documents(documents, build_settings, encoder, show_progress=False)
+        out.update(build_s=round(report.seconds, 2), chunks=report.chunks, embedded_texts=report.embedded_texts)
+        index_dir = build_settings.index_dir
+    searcher = Searcher(read_index(resolve_live(index_dir)), encoder, params)
+    for question in questions[:10]:
+        searcher.search(question, 5)
+    timings = []
+    for question in questions:
+        t0 = time.perf_counter()
+        searcher.search(question, 5)
+        timings.append((time.perf_counter() - t0) * 1000)
+    score = evaluate(eval_set, searcher, k=5, show_progress=False)
+    out.update(search=percentiles(timings), **{"hit@1": round(score.hit_at_1, 4), "hit@5": round(score.hit_at_5, 4)})
+    out["questions"] = score.n
+    return out
+
+
+def _child(module: str, spec: dict, path: Path) -> dict:
+    path.write_text(json.dumps(spec), encoding="utf-8")
+    done = subprocess.run([sys.executable, "-m", module, str(path)], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"{module} failed ({done.returncode}): {done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _machine() -> dict:
+    mem = next(line for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal"))
+    import faiss
+
+    return {
+        "cpus": os.cpu_count(),
+        "ram_gib": round(int(mem.split()[1]) / 2**20, 1),
+        "gpu": "none",
+        "python": platform.python_version(),
+        "faiss": faiss.__version__,
+        "platform": platform.platform(),
+    }
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")

@@ -1,0 +1,125 @@
+"""HTTP part of the benchmark: ``qa serve`` in a subprocess, driven by a load generator in another.
+
+The load generator (``python -m service.bench_http spec.json``) runs N asyncio
+clients that POST /ask back to back for a fixed time and prints one JSON
+object: requests/s, latency percentiles and error count. Only loopback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+from service.bench_scale import peak_rss_mb
+
+HOST = "127.0.0.1"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+def run_http(index_dir: Path, model: str, questions: list[str], clients: int, seconds: float) -> dict:
+    """Serve ``index_dir`` and load it; the server's peak RSS is read before it stops."""
+    port = free_port()
+    url = f"http://{HOST}:{port}"
+    env = {**os.environ, "QA_MODEL": model, "QA_INDEX_DIR": str(index_dir), "HF_HUB_OFFLINE": "1"}
+    cmd = [sys.executable, "-m", "service.cli", "serve", "--host", HOST, "--port", str(port)]
+    began = time.perf_counter()
+    server = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_ready(url, server, timeout=300)
+        startup = time.perf_counter() - began
+        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as spec:
+            json.dump({"url": url, "questions": questions, "clients": clients, "seconds": seconds}, spec)
+        load = subprocess.run(
+            [sys.executable, "-m", "service.bench_http", spec.name],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=seconds + 120,
+        )
+        os.unlink(spec.name)
+        result = json.loads(load.stdout.strip().splitlines()[-1])
+        result["server_startup_s"] = round(startup, 1)
+        result["server_peak_rss_mb"] = round(peak_rss_mb(server.pid), 0)
+        return result
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def _wait_ready(url: str, server: subprocess.Popen, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"qa serve exited with status {server.returncode} before answering")
+        try:
+            if httpx.get(f"{url}/health", timeout=2).json().get("status") == "ok":
+                return
+        except (httpx.HTTPError, ValueError):
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"qa serve did not answer /health within {timeout:.0f} s")
+
+
+async def _client(http: httpx.AsyncClient, questions: list[str], offset: int, stop: float, out: dict) -> None:
+    i = offset
+    while time.perf_counter() < stop:
+        question = questions[i % len(questions)]
+        i += 1
+        t0 = time.perf_counter()
+        try:
+            response = await http.post("/ask", json={"question": question, "k": 5})
+            ok = response.status_code == 200
+        except httpx.HTTPError:
+            ok = False
+        elapsed = (time.perf_counter() - t0) * 1000
+        if ok:
+            out["latencies"].append(elapsed)
+        else:
+            out["errors"] += 1
+
+
+async def drive(url: str, questions: list[str], clients: int, seconds: float) -> dict:
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as http:
+        warm = {"latencies": [], "errors": 0}
+        await asyncio.gather(*(_client(http, questions, -1 - c, time.perf_counter() + 1.0, warm) for c in range(2)))
+        out = {"latencies": [], "errors": 0}
+        began = time.perf_counter()
+        stop = began + seconds
+        step = max(1, len(questions) // clients)
+        await asyncio.gather(*(_client(http, questions, c * step, stop, out) for c in range(clients)))
+        wall = time.perf_counter() - began
+    values = np.asarray(out["latencies"] or [float("nan")])
+    return {
+        "clients": clients,
+        "seconds": round(wall, 1),
+        "requests": len(out["latencies"]) + out["errors"],
+        "errors": out["errors"],
+        "requests_per_s": round(len(out["latencies"]) / wall, 1),
+        "p50_ms": round(float(np.percentile(values, 50)), 1),
+        "p99_ms": round(float(np.percentile(values, 99)), 1),
+    }
+
+
+if __name__ == "__main__":
+    spec = json.loads(Path(sys.argv[1]).read_text(encoding="utf-8"))
+    print(json.dumps(asyncio.run(drive(spec["url"], spec["questions"], spec["clients"], spec["seconds"]))))
