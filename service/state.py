@@ -48,7 +48,11 @@ class ServiceState:
 
     def _searcher(self, data: IndexData) -> Searcher:
         check_compatible(data.manifest.settings, build_settings(self.settings, self.encoder), data.folder)
-        return Searcher(data, self.encoder, self.settings.search)
+        searcher = Searcher(data, self.encoder, self.settings.search)
+        # One throwaway query fills lazy caches (stemmers, stopword votes, BLAS
+        # threads) so the first user request is not the slow one.
+        searcher.search("warm-up question", 1)
+        return searcher
 
     def rebuild(self) -> BuildReport:
         """Build from the corpus and swap the new index in; queries keep being served meanwhile."""
