@@ -8,6 +8,7 @@ int64 id that the vector stores use, so an unchanged document keeps its ids
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -42,8 +43,14 @@ class SpanTable:
 
     def rows_of_ids(self, ids: np.ndarray) -> np.ndarray:
         """Row of each id (ids must exist in the table)."""
+        order, sorted_ids = self._id_order
+        return order[np.searchsorted(sorted_ids, ids)]
+
+    @cached_property
+    def _id_order(self) -> tuple[np.ndarray, np.ndarray]:
+        """Rows in id order and the sorted ids, computed once (the columns never change)."""
         order = np.argsort(self.ids, kind="stable")
-        return order[np.searchsorted(self.ids[order], ids)]
+        return order, self.ids[order]
 
     def save(self, folder: Path, name: str) -> None:
         for column in ("ids", "doc", "start", "end"):

@@ -91,8 +91,17 @@ class FaissVectorStore:
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         k = max(1, min(k, len(self))) if len(self) else 1
-        scores, ids = self._index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
-        return scores, ids
+        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        if len(queries) > 1:
+            return self._index.search(queries, k)
+        # One query: waking OpenMP threads costs more than they save. The setting is
+        # per calling thread, so concurrent requests and builds are not affected.
+        threads = faiss.omp_get_max_threads()
+        faiss.omp_set_num_threads(1)
+        try:
+            return self._index.search(queries, k)
+        finally:
+            faiss.omp_set_num_threads(threads)
 
     def get(self, ids: np.ndarray) -> np.ndarray:
         out = np.empty((len(ids), self.dim), dtype=np.float32)
