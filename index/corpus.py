@@ -81,21 +81,40 @@ def _walk(root: Path, warnings: list[str]) -> list[Path]:
     real_root = root.resolve()
     found: list[Path] = []
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(d for d in dirnames if not d.startswith(".")):
+            link = Path(dirpath) / name
+            if link.is_symlink():  # os.walk does not descend into it: say so
+                rel = link.relative_to(root).as_posix()
+                where = "a folder" if _inside(_target(link), real_root) else "outside the corpus folder"
+                warnings.append(f"{rel}/: symlinked folder ({where}), not followed")
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and not (Path(dirpath) / d).is_symlink())
         for name in sorted(filenames):
             if name.startswith("."):
                 continue
             path = Path(dirpath) / name
             rel = path.relative_to(root).as_posix()
-            if path.is_symlink() and not _inside(path.resolve(), real_root):
-                warnings.append(f"{rel}: symlink points outside the corpus folder, not followed")
-                continue
+            if path.is_symlink():
+                target = _target(path)
+                if target is None:
+                    warnings.append(f"{rel}: symlink loop or unreadable link, not followed")
+                    continue
+                if not _inside(target, real_root):
+                    warnings.append(f"{rel}: symlink points outside the corpus folder, not followed")
+                    continue
             found.append(path)
     return found
 
 
-def _inside(path: Path, root: Path) -> bool:
-    return path == root or root in path.parents
+def _target(link: Path) -> Path | None:
+    """Where a symlink leads, or None for a loop or an unreadable link."""
+    try:
+        return link.resolve()
+    except (OSError, RuntimeError):  # RuntimeError: symlink loop (Python < 3.13)
+        return None
+
+
+def _inside(path: Path | None, root: Path) -> bool:
+    return path is not None and (path == root or root in path.parents)
 
 
 def _read_file(root: Path, path: Path, max_bytes: int, warnings: list[str]) -> list[Document]:
@@ -107,11 +126,15 @@ def _read_file(root: Path, path: Path, max_bytes: int, warnings: list[str]) -> l
     if not path.is_file():
         warnings.append(f"{rel}: not a regular file")
         return []
-    size = path.stat().st_size
-    if size > max_bytes:
-        warnings.append(f"{rel}: {size / 1e6:.1f} MB is over the {max_bytes / 1e6:.0f} MB limit")
+    try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            warnings.append(f"{rel}: {size / 1e6:.1f} MB is over the {max_bytes / 1e6:.0f} MB limit")
+            return []
+        raw = path.read_bytes()
+    except OSError as exc:  # vanished or unreadable since the walk
+        warnings.append(f"{rel}: cannot be read ({exc.strerror or type(exc).__name__})")
         return []
-    raw = path.read_bytes()
     if b"\0" in raw:
         warnings.append(f"{rel}: binary file (contains NUL bytes)")
         return []
