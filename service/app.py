@@ -9,7 +9,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -110,6 +110,12 @@ def _add_error_handlers(app: FastAPI) -> None:
 
 
 _bearer = HTTPBearer(auto_error=False)
+BUILD_HEADER = "X-Index-Build"  # the build folder that answered: old or new, never a mix
+
+
+def build_name(searcher: Searcher) -> str:
+    folder = searcher.data.folder
+    return folder.name if folder is not None else ""
 
 
 def get_state(request: Request) -> ServiceState:
@@ -133,7 +139,7 @@ def require_admin(
 ) -> None:
     """Bearer-token check, in constant time; admin endpoints are off without a configured token."""
     token = state.settings.api_token
-    if token is None:
+    if token is None or not token.get_secret_value():
         raise AuthError(403, "admin endpoints are disabled: set QA_API_TOKEN on the server to enable them")
     if credentials is None:
         raise AuthError(401, "missing bearer token: send 'Authorization: Bearer <QA_API_TOKEN>'")
@@ -153,9 +159,10 @@ def _add_routes(app: FastAPI, state: ServiceState, settings: Settings) -> None:
             return FileResponse(STATIC / "index.html")
 
     @app.post("/ask", response_model=AskResponse, responses={**ERRORS, 422: {"model": ErrorOut}})
-    def ask(body: AskRequest, searcher: SearcherDep) -> AskResponse:
+    def ask(body: AskRequest, searcher: SearcherDep, response: Response) -> AskResponse:
         """Return the ``k`` passages that best answer the question, best first."""
         result = searcher.search(body.question, body.k)
+        response.headers[BUILD_HEADER] = build_name(searcher)
         passages = [asdict(passage) for passage in result.passages]
         return AskResponse.model_validate(
             {"question": result.question, "passages": passages, "took_ms": round(result.took_ms, 2)}
@@ -180,6 +187,7 @@ def _add_routes(app: FastAPI, state: ServiceState, settings: Settings) -> None:
             chunks=len(searcher.data.chunks),
             model=searcher.model,
             index_built_at=manifest.created_at,
+            build=build_name(searcher),
         )
 
     @app.post("/index/rebuild", response_model=RebuildOut, responses=ERRORS, dependencies=[Depends(require_admin)])

@@ -65,6 +65,7 @@ class HealthOut(BaseModel):
     chunks: int
     model: str
     index_built_at: str | None = None
+    build: str | None = Field(None, description="Build folder of the loaded index, as in the X-Index-Build header.")
 
 
 class RebuildOut(BaseModel):
