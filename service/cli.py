@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
 import textwrap
 from collections.abc import Sequence
@@ -111,8 +112,15 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     state = ServiceState(settings)
     state.load()  # refuse to start on a corrupt or foreign index; a missing one answers 503
     app = create_app(settings, state)
+    # uvicorn drains in-flight requests on SIGTERM, then re-raises the signal, which would kill
+    # the process with status 143. After its graceful shutdown that re-raise lands here instead.
+    signal.signal(signal.SIGTERM, _stopped)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info", timeout_graceful_shutdown=10)
     return 0
+
+
+def _stopped(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 def _ask(args: argparse.Namespace, settings: Settings) -> int:
