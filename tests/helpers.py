@@ -1,0 +1,90 @@
+"""Running the real ``qa`` command in subprocesses: builds, and ``qa serve`` on a free loopback port."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import ROOT, free_port
+
+QA = [sys.executable, "-m", "service.cli"]
+
+
+def qa_env(**extra: str) -> dict[str, str]:
+    """The test process's environment without QA_* settings, plus ``extra``."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("QA_")}
+    return {**env, "PYTHONUNBUFFERED": "1", **extra}
+
+
+def run_qa(*args: str, timeout: float = 300, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run([*QA, *args], capture_output=True, text=True, cwd=ROOT, timeout=timeout, env=qa_env(**env))
+
+
+class QAServe:
+    """``qa serve`` as a user starts it; stdout and stderr go to a log file (read with ``log()``)."""
+
+    def __init__(self, index: Path, log_file: Path, **env: str) -> None:
+        self.port = free_port()
+        self.log_file = log_file
+        self._log = log_file.open("wb")
+        self.proc = subprocess.Popen(
+            [*QA, "serve", "--index", str(index), "--host", "127.0.0.1", "--port", str(self.port)],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env=qa_env(**env),
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def wait_ready(self, timeout: float = 180) -> dict:
+        """Poll /health until it answers; fail early if the process exits."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"qa serve exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                return httpx.get(f"{self.url}/health", timeout=5).json()
+            except httpx.TransportError:
+                time.sleep(0.2)
+        raise RuntimeError(f"qa serve did not answer /health within {timeout} s:\n{self.log()}")
+
+    def terminate(self, timeout: float = 30) -> int:
+        """SIGTERM, then the exit status (SIGKILL if it does not stop in time)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise
+
+    def log(self) -> str:
+        self._log.flush()
+        return self.log_file.read_text(encoding="utf-8", errors="replace")
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self._log.close()
+
+    def __enter__(self) -> QAServe:
+        try:
+            self.wait_ready()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
