@@ -14,6 +14,9 @@ from functools import lru_cache
 
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
+# Recorded in index manifests: a change to how passages are cut means a rebuild.
+SPLITTER = "prose-v2"
+
 
 @dataclass(frozen=True, order=True)
 class Span:
@@ -124,15 +127,17 @@ def partition(text: str, size: int) -> list[Span]:
 def chunk_spans(text: str, size: int, overlap: int) -> list[Span]:
     """Passages of about ``size`` characters; each starts up to ``overlap`` characters early.
 
-    The early start snaps to a sentence start when one lies in the overlap
-    window, else to a word start, so a passage never opens mid-word.
+    The early start snaps to the sentence start nearest to ``overlap``
+    characters back, provided the passage stays within ``size + overlap``
+    characters; else to a word start, so a passage never opens mid-word.
     """
     if size <= 0 or overlap < 0 or overlap >= size:
         raise ValueError("chunk size must be positive and overlap smaller than size")
     sentence_starts = [s.start for s in split_sentences(text)]
     chunks: list[Span] = []
     for piece in partition(text, size):
-        start = _overlap_start(text, piece.start, overlap, sentence_starts) if chunks else piece.start
+        earliest = piece.end - size - overlap
+        start = _overlap_start(text, piece.start, overlap, sentence_starts, earliest) if chunks else piece.start
         span = strip_span(text, Span(start, piece.end))
         if span is None:
             continue
@@ -142,12 +147,20 @@ def chunk_spans(text: str, size: int, overlap: int) -> list[Span]:
     return chunks
 
 
-def _overlap_start(text: str, start: int, overlap: int, sentence_starts: list[int]) -> int:
-    floor = max(0, start - overlap)
-    first = bisect_left(sentence_starts, floor)
-    if first < len(sentence_starts) and sentence_starts[first] < start:
-        return sentence_starts[first]
-    for pos in range(floor, start):
+def _overlap_start(text: str, start: int, overlap: int, sentence_starts: list[int], earliest: int) -> int:
+    """Where a passage whose own piece begins at ``start`` opens, about ``overlap`` characters early.
+
+    The sentence start nearest to ``start - overlap`` wins, as long as the
+    passage stays within its length cap (``earliest``); failing that, the
+    first word start inside the overlap window.
+    """
+    target = start - overlap
+    lo = bisect_left(sentence_starts, max(0, earliest))
+    hi = bisect_left(sentence_starts, start)
+    candidates = sentence_starts[lo:hi]
+    if candidates:
+        return min(candidates, key=lambda pos: (abs(pos - target), -pos))
+    for pos in range(max(0, target), start):
         if (pos == 0 or text[pos - 1].isspace()) and not text[pos].isspace():
             return pos
     return start

@@ -16,6 +16,7 @@ from index.encoders import Encoder, canonical_model_name
 from index.evaluation.datasets import EvalQuestion, EvalSet
 from index.evaluation.metrics import Rank, contains_answer, contains_span, first_hit, hit_at, hit_curve, mrr_at
 from index.searcher import Passage, Searcher
+from index.spans import SPLITTER
 from index.store import read_index, resolve_live
 
 DEPTH = 20  # passages retrieved per question: enough for the hit@k curve
@@ -143,6 +144,8 @@ def _cache_dir(documents: Sequence[Document], settings: Settings) -> Path:
     digest = hashlib.sha256()
     for doc in documents:
         digest.update(doc.doc_id.encode() + b"\0" + doc.content_hash.encode())
-    key = f"{canonical_model_name(settings.model)}-{settings.chunk_size}-{settings.chunk_overlap}"
+    key = f"{canonical_model_name(settings.model)}-{settings.chunk_size}-{settings.chunk_overlap}-{SPLITTER}"
+    if settings.title_in_passages:
+        key += "-titled"
     safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in key)
     return Path(settings.index_dir).parent / "cache" / "eval" / f"{safe}-{digest.hexdigest()[:16]}" / "index"
