@@ -20,7 +20,7 @@ from index.errors import IndexMismatchError, QAError
 from index.language import detect_language
 from index.lexical import LexicalIndex
 from index.manifest import BuildSettings, Manifest, check_compatible
-from index.spans import Span, chunk_spans, split_sentences
+from index.spans import SPLITTER, Span, chunk_spans, split_sentences
 from index.store import IndexData, build_lock, new_build_folder, publish, read_index, resolve_live, write_index
 from index.tables import SpanTable
 from index.vectorstore import FaissVectorStore, VectorStore
@@ -63,6 +63,8 @@ def build_settings(settings: Settings, encoder: Encoder) -> BuildSettings:
         dim=encoder.dim,
         chunk_size=settings.chunk_size,
         chunk_overlap=settings.chunk_overlap,
+        splitter=SPLITTER,
+        title_in_passages=settings.title_in_passages,
     )
 
 
@@ -134,7 +136,8 @@ def _assemble(
         )
     chunks, chunk_new = _table(per_doc, "chunks", previous.chunks if previous else None)
     sentences, sentence_new = _table(per_doc, "sentences", previous.sentences if previous else None)
-    texts_chunks = [_passage_text(documents, chunks, row) for row in chunk_new]
+    titled = wanted.title_in_passages
+    texts_chunks = [_passage_text(documents, chunks, row, titled) for row in chunk_new]
     texts_sents = [_passage_text(documents, sentences, row) for row in sentence_new]
     vectors = _embed(encoder, texts_chunks + texts_sents, settings.batch_size, show_progress)
     chunk_store = _update_store(
@@ -155,7 +158,7 @@ def _assemble(
     )
     if chunk_store is None or sentence_store is None:  # the store kind must change: embed everything
         return _assemble(documents, wanted, None, encoder, settings, show_progress)
-    chunk_texts = [_passage_text(documents, chunks, row) for row in range(len(chunks))]
+    chunk_texts = [_passage_text(documents, chunks, row, titled) for row in range(len(chunks))]
     lexical = LexicalIndex.build(chunk_texts, [langs[d] for d in chunks.doc])
     manifest = Manifest(
         settings=wanted,
@@ -207,8 +210,11 @@ def _table(per_doc: list[_DocSpans], kind: str, previous: SpanTable | None) -> t
     return SpanTable.from_columns(ids, docs, starts, ends), new_rows
 
 
-def _passage_text(documents: Sequence[Document], table: SpanTable, row: int) -> str:
-    return documents[int(table.doc[row])].text[int(table.start[row]) : int(table.end[row])]
+def _passage_text(documents: Sequence[Document], table: SpanTable, row: int, titled: bool = False) -> str:
+    """The span's text; with ``titled``, its document title first (for embedding and BM25 only)."""
+    doc = documents[int(table.doc[row])]
+    text = doc.text[int(table.start[row]) : int(table.end[row])]
+    return f"{doc.title}\n\n{text}" if titled and doc.title else text
 
 
 def _embed(encoder: Encoder, texts: list[str], batch_size: int, show_progress: bool) -> np.ndarray:

@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     )
     chunk_size: int = Field(700, ge=100, le=1400, description="Target passage length, in characters.")
     chunk_overlap: int = Field(120, ge=0, le=400, description="Characters shared by neighbouring passages.")
+    title_in_passages: bool = Field(
+        False, description="Embed and BM25-index each passage with its document title in front (rebuild needed)."
+    )
     batch_size: int = Field(64, ge=1, le=1024, description="Texts per encoder call while building.")
     ann_threshold: int = Field(
         200_000, ge=1, description="Vector count above which FAISS switches to an approximate index."

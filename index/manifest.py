@@ -23,6 +23,7 @@ class BuildSettings:
     chunk_size: int
     chunk_overlap: int
     splitter: str = "prose-v1"
+    title_in_passages: bool = False  # passages embedded and BM25-indexed with their document title
 
 
 @dataclass
@@ -87,7 +88,7 @@ def check_compatible(stored: BuildSettings, wanted: BuildSettings, where: Path) 
         return
     differences = [
         f"{name} {getattr(stored, name)!r} (configured: {getattr(wanted, name)!r})"
-        for name in ("model", "dim", "chunk_size", "chunk_overlap", "splitter")
+        for name in ("model", "dim", "chunk_size", "chunk_overlap", "splitter", "title_in_passages")
         if getattr(stored, name) != getattr(wanted, name)
     ]
     raise IndexMismatchError(
