@@ -129,7 +129,7 @@ def _read_file(root: Path, path: Path, max_bytes: int, warnings: list[str]) -> l
     try:
         size = path.stat().st_size
         if size > max_bytes:
-            warnings.append(f"{rel}: {size / 1e6:.1f} MB is over the {max_bytes / 1e6:.0f} MB limit")
+            warnings.append(f"{rel}: {size / 2**20:.1f} MiB is over the {max_bytes / 2**20:.0f} MiB limit")
             return []
         raw = path.read_bytes()
     except OSError as exc:  # vanished or unreadable since the walk
