@@ -97,8 +97,6 @@ def _build(args: argparse.Namespace, settings: Settings) -> int:
     from index.encoders import load_encoder
 
     report = build_index(settings, load_encoder(settings.model), show_progress=not args.quiet)
-    for warning in report.warnings:
-        print(f"skipped {warning}", file=sys.stderr)
     print(report.summary())
     return 0
 
