@@ -6,17 +6,15 @@ and report-piaf.png (slow test).
 
 from __future__ import annotations
 
-import os
 import shutil
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.helpers import QA, QAServe, run_qa
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = ROOT / "corpus" / "oman-iran-us-talks-2026-02-06.fr.txt"
@@ -33,7 +31,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-QA = [sys.executable, "-m", "service.cli"]
 QUESTION = "Who mediated the talks?"
 HOSTILE_NAME = "piege-hostile.fr.txt"
 HOSTILE_TEXT = (
@@ -43,52 +40,6 @@ HOSTILE_TEXT = (
 HOSTILE_QUESTION = "Quand les apiculteurs de Provence récoltent-ils le miel de lavande ?"
 
 pytestmark = pytest.mark.browser
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Server:
-    """`qa serve` in a subprocess on a loopback port."""
-
-    def __init__(self, index: Path, log: Path) -> None:
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = log.open("w", encoding="utf-8")
-        self.proc = subprocess.Popen(
-            [*QA, "serve", "--index", str(index), "--host", "127.0.0.1", "--port", str(self.port)],
-            cwd=ROOT,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        self.log_path = log
-
-    def wait(self, timeout: float = 180) -> Server:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"qa serve exited: {self.log_path.read_text(encoding='utf-8')[-2000:]}")
-            try:
-                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.25)
-        self.stop()
-        raise RuntimeError(f"qa serve did not answer within {timeout} s")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
-        self.log.close()
 
 
 @pytest.fixture(scope="module")
@@ -111,33 +62,29 @@ def index_dir(tmp_path_factory) -> Path:
     shutil.copy(SEED, corpus / SEED.name)
     (corpus / HOSTILE_NAME).write_text(HOSTILE_TEXT, encoding="utf-8")
     index = tmp / "index"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    done = subprocess.run(
-        [*QA, "build", "--corpus", str(corpus), "--index", str(index), "--quiet"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    done = run_qa("build", "--corpus", str(corpus), "--index", str(index), "--quiet", timeout=600)
     assert done.returncode == 0, done.stderr
     return index
 
 
 @pytest.fixture(scope="module")
-def server(index_dir, tmp_path_factory) -> Iterator[Server]:
-    live = Server(index_dir, tmp_path_factory.mktemp("log") / "serve.log").wait()
+def server(index_dir, tmp_path_factory) -> Iterator[QAServe]:
+    live = QAServe(index_dir, tmp_path_factory.mktemp("log") / "serve.log")
+    live.wait_ready()
     yield live
-    live.stop()
+    live.terminate()
+    live.close()
 
 
 @pytest.fixture(scope="module")
-def empty_server(tmp_path_factory) -> Iterator[Server]:
+def empty_server(tmp_path_factory) -> Iterator[QAServe]:
     """A server pointed at an index folder that does not exist: /ask answers 503."""
     tmp = tmp_path_factory.mktemp("noindex")
-    live = Server(tmp / "does-not-exist", tmp / "serve.log").wait()
+    live = QAServe(tmp / "does-not-exist", tmp / "serve.log")
+    live.wait_ready()
     yield live
-    live.stop()
+    live.terminate()
+    live.close()
 
 
 @pytest.fixture()
@@ -164,13 +111,13 @@ def wait_results(page) -> None:
     page.wait_for_function("document.querySelector('#status').textContent.includes('ms')")
 
 
-def document_json(server: Server, doc_id: str) -> dict:
+def document_json(server: QAServe, doc_id: str) -> dict:
     response = httpx.get(f"{server.url}/documents/{doc_id}", timeout=30)
     response.raise_for_status()
     return response.json()
 
 
-def ask_json(server: Server, question: str, k: int = 5) -> dict:
+def ask_json(server: QAServe, question: str, k: int = 5) -> dict:
     response = httpx.post(f"{server.url}/ask", json={"question": question, "k": k}, timeout=60)
     response.raise_for_status()
     return response.json()
