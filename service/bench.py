@@ -49,7 +49,7 @@ def run_bench(settings: Settings, quick: bool = False, as_json: bool = False) ->
     work = Path(tempfile.mkdtemp(prefix="run-", dir=out_dir))
     began = time.perf_counter()
     try:
-        results = _run(settings, cfg, quick, work)
+        results = _run(settings, cfg, quick, work, out_dir)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     results["total_s"] = round(time.perf_counter() - began, 1)
@@ -68,7 +68,12 @@ def _log(message: str) -> None:
     print(f"[bench] {message}", file=sys.stderr, flush=True)
 
 
-def _run(settings: Settings, cfg: dict, quick: bool, work: Path) -> dict:
+def _save_partial(out_dir: Path, results: dict) -> None:
+    """Figures so far, so a run that fails late still leaves its measurements behind."""
+    (out_dir / "bench.partial.json").write_text(json.dumps(results, indent=1, ensure_ascii=False), encoding="utf-8")
+
+
+def _run(settings: Settings, cfg: dict, quick: bool, work: Path, out_dir: Path) -> dict:
     documents, piaf_questions = squad_documents(EVAL / "piaf-dev.json")
     if cfg["docs"]:
         documents = documents[: cfg["docs"]]
@@ -84,6 +89,7 @@ def _run(settings: Settings, cfg: dict, quick: bool, work: Path) -> dict:
     encoder = load_encoder(settings.model)
     base_dir = work / "base" / "index"
     results["build"] = _bench_build(documents, settings.model_copy(update={"index_dir": base_dir}), encoder)
+    _save_partial(out_dir, results)
 
     results["scale"] = []
     http_dir = work / "http" / "index"
@@ -97,11 +103,13 @@ def _run(settings: Settings, cfg: dict, quick: bool, work: Path) -> dict:
         if size == cfg["http_size"]:
             spec["save_to"] = str(http_dir)
         results["scale"].append(_child("service.bench_scale", spec, work / f"scale-{size}.json"))
+        _save_partial(out_dir, results)
 
     _log(f"HTTP load at {cfg['http_size']} chunks")
     results["http"] = run_http(http_dir, settings.model, questions, 8, cfg["http_seconds"])
     results["http"]["chunks"] = next(s["chunks"] for s in results["scale"] if s["target_chunks"] == cfg["http_size"])
     shutil.rmtree(http_dir.parent, ignore_errors=True)
+    _save_partial(out_dir, results)
 
     _log("peer comparison")
     results["peer"] = _bench_peer(documents, piaf_questions, questions, settings, encoder, base_dir, work)

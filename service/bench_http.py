@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+from index.store import read_manifest, resolve_live
 from service.bench_scale import peak_rss_mb
 
 HOST = "127.0.0.1"
@@ -35,12 +36,16 @@ def run_http(index_dir: Path, model: str, questions: list[str], clients: int, se
     """Serve ``index_dir`` and load it; the server's peak RSS is read before it stops."""
     port = free_port()
     url = f"http://{HOST}:{port}"
+    built = read_manifest(resolve_live(index_dir)).settings  # serve it with the settings it was built with
     env = {**os.environ, "QA_MODEL": model, "QA_INDEX_DIR": str(index_dir), "HF_HUB_OFFLINE": "1"}
+    env.update(QA_CHUNK_SIZE=str(built.chunk_size), QA_CHUNK_OVERLAP=str(built.chunk_overlap))
+    log = index_dir.parent / "serve.log"
     cmd = [sys.executable, "-m", "service.cli", "serve", "--host", HOST, "--port", str(port)]
     began = time.perf_counter()
-    server = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with log.open("wb") as sink:
+        server = subprocess.Popen(cmd, env=env, stdout=sink, stderr=subprocess.STDOUT)
     try:
-        _wait_ready(url, server, timeout=300)
+        _wait_ready(url, server, timeout=300, log=log)
         startup = time.perf_counter() - began
         with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as spec:
             json.dump({"url": url, "questions": questions, "clients": clients, "seconds": seconds}, spec)
@@ -65,11 +70,12 @@ def run_http(index_dir: Path, model: str, questions: list[str], clients: int, se
             server.wait()
 
 
-def _wait_ready(url: str, server: subprocess.Popen, timeout: float) -> None:
+def _wait_ready(url: str, server: subprocess.Popen, timeout: float, log: Path) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            raise RuntimeError(f"qa serve exited with status {server.returncode} before answering")
+            tail = log.read_text(encoding="utf-8", errors="replace")[-1500:]
+            raise RuntimeError(f"qa serve exited with status {server.returncode} before answering: {tail}")
         try:
             if httpx.get(f"{url}/health", timeout=2).json().get("status") == "ok":
                 return
