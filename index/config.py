@@ -45,7 +45,7 @@ class Settings(BaseSettings):
     )
     batch_size: int = Field(64, ge=1, le=1024, description="Texts per encoder call while building.")
     ann_threshold: int = Field(
-        200_000, ge=1, description="Vector count above which FAISS switches to an approximate index."
+        50_000, ge=1, description="Vector count above which FAISS switches to an approximate index."
     )
     search: SearchParams = Field(default_factory=SearchParams)
     api_token: SecretStr | None = Field(None, description="Bearer token for admin endpoints.")
