@@ -17,7 +17,7 @@ $(STAMP): requirements.lock pyproject.toml
 install: $(STAMP)  ## create .venv and install pinned dependencies
 
 serve: $(STAMP)  ## build the index if there is none, then serve on $(HOST):$(PORT)
-	@test -e var/index || $(BIN)/qa build
+	@test -e "$${QA_INDEX_DIR:-var/index}" || $(BIN)/qa build
 	$(BIN)/qa serve --host $(HOST) --port $(PORT)
 
 test: $(STAMP)  ## the whole suite, slow and browser tests included
