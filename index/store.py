@@ -73,7 +73,10 @@ def build_lock(index_dir: Path) -> Iterator[None]:
 
 
 def remove_stale_builds(index_dir: Path) -> None:
-    """Delete temporary folders of interrupted builds and builds no longer live."""
+    """Delete temporary folders and links of interrupted builds, and builds no longer live."""
+    for link in index_dir.parent.glob(f"{index_dir.name}.link-*"):
+        if link.is_symlink():
+            link.unlink()
     folder = builds_dir(index_dir)
     if not folder.is_dir():
         return
