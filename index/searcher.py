@@ -76,29 +76,24 @@ class Searcher:
     def search(self, question: str, k: int = 5) -> SearchResult:
         """The ``k`` passages that best answer ``question``, best first."""
         began = time.perf_counter()
-        question = question.strip()
-        if not question:
-            raise InvalidQueryError("question is empty: send some text to search for")
-        if k < 1:
-            raise InvalidQueryError("k must be at least 1")
-        lang = detect_language(question)
-        query = self.encoder.encode_queries([question])[0]
-        ranked = self.rank(question, query, lang, k)
-        passages = [self._passage(row, score, question, lang, query) for row, score in ranked]
-        return SearchResult(question, passages, (time.perf_counter() - began) * 1000, lang)
+        question = _checked(question, k)
+        return self._answer(question, self.encoder.encode_queries([question])[0], k, began)
 
     def search_many(self, questions: list[str], k: int = 5, show_progress: bool = False) -> list[SearchResult]:
-        """``search`` for many questions, encoding them in one batch."""
-        cleaned = [q.strip() for q in questions]
-        vectors = self.encoder.encode_queries(cleaned) if cleaned else None
-        results = []
-        for i, question in enumerate(tqdm(cleaned, desc="Searching", unit="q", disable=not show_progress)):
-            began = time.perf_counter()
-            lang = detect_language(question)
-            ranked = self.rank(question, vectors[i], lang, k)
-            passages = [self._passage(row, score, question, lang, vectors[i]) for row, score in ranked]
-            results.append(SearchResult(question, passages, (time.perf_counter() - began) * 1000, lang))
-        return results
+        """``search`` for many questions, encoding them in one batch (``took_ms`` then excludes encoding)."""
+        cleaned = [_checked(question, k) for question in questions]
+        if not cleaned:
+            return []
+        vectors = self.encoder.encode_queries(cleaned)
+        progress = tqdm(cleaned, desc="Searching", unit="q", disable=not show_progress)
+        return [self._answer(q, vector, k, time.perf_counter()) for q, vector in zip(progress, vectors, strict=True)]
+
+    def _answer(self, question: str, query: np.ndarray, k: int, began: float) -> SearchResult:
+        lang = detect_language(question)
+        ranked = self.rank(question, query, lang, k)
+        terms: dict[str, set[str]] = {}  # question terms per document language, for the highlight
+        passages = [self._passage(row, score, question, lang, query, terms) for row, score in ranked]
+        return SearchResult(question, passages, (time.perf_counter() - began) * 1000, lang)
 
     def rank(self, question: str, query: np.ndarray, lang: str, k: int) -> list[tuple[int, float]]:
         """Fused (passage row, score) pairs, best first."""
@@ -132,7 +127,9 @@ class Searcher:
         chunk_rows = np.repeat(first, counts) + _ranges(counts)
         return max_by_group(chunk_rows, np.repeat(scores[0][valid], counts))
 
-    def _passage(self, row: int, score: float, question: str, lang: str, query: np.ndarray) -> Passage:
+    def _passage(
+        self, row: int, score: float, question: str, lang: str, query: np.ndarray, terms: dict[str, set[str]]
+    ) -> Passage:
         chunks, sentences = self.data.chunks, self.data.sentences
         doc_row = int(chunks.doc[row])
         doc, doc_lang = self.data.documents[doc_row], self.data.doc_langs[doc_row]
@@ -141,10 +138,21 @@ class Searcher:
         sentence_rows = np.arange(first, last + 1)
         vectors = self.data.sentence_vectors.get(sentences.ids[sentence_rows])
         spans = [(int(sentences.start[r]), int(sentences.end[r])) for r in sentence_rows]
-        terms = set(tokenize_query(question, lang, [doc_lang]))
-        h_start, h_end = pick_sentence(doc.text, (start, end), spans, vectors @ query, terms, doc_lang)
+        if doc_lang not in terms:
+            terms[doc_lang] = set(tokenize_query(question, lang, [doc_lang]))
+        h_start, h_end = pick_sentence(doc.text, (start, end), spans, vectors @ query, terms[doc_lang], doc_lang)
         highlight = Highlight(h_start, h_end, doc.text[h_start:h_end])
         return Passage(doc.doc_id, doc.title, start, end, doc.text[start:end], float(score), highlight)
+
+
+def _checked(question: str, k: int) -> str:
+    """The question without surrounding space; InvalidQueryError if it cannot be searched."""
+    question = question.strip()
+    if not question:
+        raise InvalidQueryError("question is empty: send some text to search for")
+    if k < 1:
+        raise InvalidQueryError("k must be at least 1")
+    return question
 
 
 def _ranges(counts: np.ndarray) -> np.ndarray:
