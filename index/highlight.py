@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 
 import numpy as np
 
 from index.lexical import tokenize
 
 LEXICAL_WEIGHT = 0.3
+
+
+@lru_cache(maxsize=16384)
+def sentence_terms(sentence: str, lang: str) -> frozenset[str]:
+    """Terms of a sentence; cached, since the same passages come back for related questions."""
+    return frozenset(tokenize(sentence, lang))
 
 
 def pick_sentence(
@@ -32,6 +39,6 @@ def pick_sentence(
     terms = question_terms
     scores = []
     for (s, e), sim in zip(clipped, np.asarray(similarities)[keep], strict=True):
-        overlap = len(terms & set(tokenize(text[s:e], lang))) / len(terms) if terms else 0.0
+        overlap = len(terms & sentence_terms(text[s:e], lang)) / len(terms) if terms else 0.0
         scores.append(float(sim) + LEXICAL_WEIGHT * overlap)
     return clipped[int(np.argmax(scores))]

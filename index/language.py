@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from functools import lru_cache
+from functools import cache, lru_cache
 
 from bm25s import stopwords as bm25_stopwords
 
@@ -29,6 +29,7 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 _SAMPLE_CHARS = 20_000
 
 
+@cache
 def stopwords(lang: str) -> frozenset[str]:
     """Stopwords of a supported language; for ``unknown``, those of every language."""
     if lang in _STOPWORD_LISTS:
