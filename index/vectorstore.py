@@ -108,10 +108,9 @@ class FaissVectorStore:
             faiss.omp_set_num_threads(threads)
 
     def get(self, ids: np.ndarray) -> np.ndarray:
-        out = np.empty((len(ids), self.dim), dtype=np.float32)
-        for i, vector_id in enumerate(np.asarray(ids, dtype=np.int64).tolist()):
-            out[i] = self._index.reconstruct(vector_id)
-        return out
+        if not len(ids):
+            return np.empty((0, self.dim), dtype=np.float32)
+        return self._index.reconstruct_batch(np.asarray(ids, dtype=np.int64))
 
     def save(self, folder: Path) -> None:
         faiss.write_index(self._index, str(folder / "vectors.faiss"))

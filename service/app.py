@@ -15,6 +15,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
+from threadpoolctl import threadpool_limits
 
 from index.config import Settings
 from index.errors import (
@@ -68,6 +69,9 @@ def create_app(settings: Settings | None = None, state: ServiceState | None = No
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        # Requests run side by side in a thread pool; BLAS and OpenMP thread pools of
+        # their own would oversubscribe the cores (OpenBLAS threads spin while they wait).
+        threadpool_limits(limits=1)
         if state.searcher is None:
             await run_in_threadpool(state.load)
         yield
@@ -124,7 +128,7 @@ def get_state(request: Request) -> ServiceState:
 
 def live_searcher(state: Annotated[ServiceState, Depends(get_state)]) -> Searcher:
     """The searcher of the index loaded now; 503 (via IndexMissingError) when there is none."""
-    searcher = state.searcher
+    searcher = state.current()
     if searcher is None:
         raise IndexMissingError(
             f"no index is loaded from {state.settings.index_dir}: build one with `qa build` "
@@ -177,7 +181,7 @@ def _add_routes(app: FastAPI, state: ServiceState, settings: Settings) -> None:
     @app.get("/health", response_model=HealthOut)
     def health() -> HealthOut:
         """Liveness and what is loaded."""
-        searcher = state.searcher
+        searcher = state.current()
         if searcher is None:
             return HealthOut(status="no index", documents=0, chunks=0, model=settings.model)
         manifest = searcher.data.manifest

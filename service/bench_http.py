@@ -21,6 +21,7 @@ import httpx
 import numpy as np
 
 from index.store import read_manifest, resolve_live
+from service import bench_wrk
 from service.bench_scale import peak_rss_mb
 
 HOST = "127.0.0.1"
@@ -32,12 +33,16 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+WORKERS = 2  # one server process per core
+
+
 def run_http(index_dir: Path, model: str, questions: list[str], clients: int, seconds: float) -> dict:
-    """Serve ``index_dir`` and load it; the server's peak RSS is read before it stops."""
+    """Serve ``index_dir`` with ``qa serve --workers 2`` and load it; peak RSS is read before it stops."""
     port = free_port()
     url = f"http://{HOST}:{port}"
     built = read_manifest(resolve_live(index_dir)).settings  # serve it with the settings it was built with
-    env = {**os.environ, "QA_MODEL": model, "QA_INDEX_DIR": str(index_dir), "HF_HUB_OFFLINE": "1"}
+    env = {**os.environ, "QA_MODEL": model, "QA_INDEX_DIR": str(index_dir), "HF_HUB_OFFLINE": "1",
+           "QA_WORKERS": str(WORKERS)}  # fmt: skip
     env.update(QA_CHUNK_SIZE=str(built.chunk_size), QA_CHUNK_OVERLAP=str(built.chunk_overlap))
     log = index_dir.parent / "serve.log"
     cmd = [sys.executable, "-m", "service.cli", "serve", "--host", HOST, "--port", str(port)]
@@ -47,19 +52,10 @@ def run_http(index_dir: Path, model: str, questions: list[str], clients: int, se
     try:
         _wait_ready(url, server, timeout=300, log=log)
         startup = time.perf_counter() - began
-        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as spec:
-            json.dump({"url": url, "questions": questions, "clients": clients, "seconds": seconds}, spec)
-        load = subprocess.run(
-            [sys.executable, "-m", "service.bench_http", spec.name],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=seconds + 120,
-        )
-        os.unlink(spec.name)
-        result = json.loads(load.stdout.strip().splitlines()[-1])
+        result = _load(url, questions, clients, seconds)
         result["server_startup_s"] = round(startup, 1)
-        result["server_peak_rss_mb"] = round(peak_rss_mb(server.pid), 0)
+        result["workers"] = WORKERS
+        result["server_peak_rss_mb"] = round(sum(peak_rss_mb(pid) for pid in _process_tree(server.pid)), 0)
         return result
     finally:
         server.terminate()
@@ -68,6 +64,37 @@ def run_http(index_dir: Path, model: str, questions: list[str], clients: int, se
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+
+
+def _load(url: str, questions: list[str], clients: int, seconds: float) -> dict:
+    """Drive the server from another process: wrk when installed, else the Python generator below."""
+    if bench_wrk.available():
+        return bench_wrk.drive_wrk(url, questions, clients, seconds)
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as spec:
+        json.dump({"url": url, "questions": questions, "clients": clients, "seconds": seconds}, spec)
+    try:
+        load = subprocess.run(
+            [sys.executable, "-m", "service.bench_http", spec.name],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=seconds + 120,
+        )
+    finally:
+        os.unlink(spec.name)
+    return json.loads(load.stdout.strip().splitlines()[-1]) | {"load_generator": "python-httpx"}
+
+
+def _process_tree(pid: int) -> list[int]:
+    """A process and its descendants (the uvicorn supervisor and its workers)."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        for task in Path(f"/proc/{current}/task").iterdir():
+            children = (task / "children").read_text().split()
+            todo.extend(int(child) for child in children)
+    return found
 
 
 def _wait_ready(url: str, server: subprocess.Popen, timeout: float, log: Path) -> None:

@@ -87,9 +87,10 @@ def render_markdown(r: dict) -> str:
         )
     lines += [
         "",
-        f"## HTTP (`qa serve` on 127.0.0.1, {h['chunks']:,} chunks, {h['clients']} clients, {h['seconds']} s)",
+        f"## HTTP (`qa serve --workers {h.get('workers', 1)}` on 127.0.0.1, {h['chunks']:,} chunks, "
+        f"{h['clients']} clients, {h['seconds']} s, load from {h.get('load_generator', 'python-httpx')})",
         "",
-        "| requests/s | p50 ms | p99 ms | errors | requests | server peak RSS MiB |",
+        "| requests/s | p50 ms | p99 ms | errors | requests | server peak RSS MiB (all workers) |",
         "|---|---|---|---|---|---|",
         f"| {h['requests_per_s']} | {h['p50_ms']} | {h['p99_ms']} | {h['errors']} | {h['requests']} "
         f"| {h['server_peak_rss_mb']:.0f} |",

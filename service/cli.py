@@ -60,6 +60,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--index", type=Path, help="index location (default: $QA_INDEX_DIR or var/index)")
     serve.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
     serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    serve.add_argument("--workers", type=int, default=int(os.environ.get("QA_WORKERS", "1")),
+                       help="server processes, each with its own copy of the index (default 1)")
     serve.set_defaults(run=_serve)
 
     ask = commands.add_parser("ask", help="ask the local index a question, without a server")
@@ -109,11 +111,19 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
     state = ServiceState(settings)
     state.load()  # refuse to start on a corrupt or foreign index; a missing one answers 503
-    app = create_app(settings, state)
     # uvicorn drains in-flight requests on SIGTERM, then re-raises the signal, which would kill
     # the process with status 143. After its graceful shutdown that re-raise lands here instead.
     signal.signal(signal.SIGTERM, _stopped)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info", timeout_graceful_shutdown=10)
+    options = {"host": args.host, "port": args.port, "log_level": "info", "timeout_graceful_shutdown": 10}
+    if args.workers <= 1:
+        uvicorn.run(create_app(settings, state), **options)
+        return 0
+    # Several processes: each worker builds its app from the environment, so the
+    # command-line folders travel there; a rebuild in one worker reaches the others
+    # through the live symlink (ServiceState.current).
+    os.environ["QA_INDEX_DIR"] = str(settings.index_dir)
+    os.environ["QA_CORPUS_DIR"] = str(settings.corpus_dir)
+    uvicorn.run("service.app:create_app", factory=True, workers=args.workers, **options)
     return 0
 
 

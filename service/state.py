@@ -3,24 +3,30 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
+import time
 
 from index.builder import BuildReport, build_index, build_settings
 from index.config import Settings
 from index.encoders import Encoder, load_encoder
-from index.errors import BuildInProgressError, IndexMissingError
+from index.errors import BuildInProgressError, IndexMissingError, QAError
 from index.manifest import check_compatible
 from index.searcher import Searcher
 from index.store import IndexData, read_index, resolve_live
 
 log = logging.getLogger(__name__)
 
+RELOAD_CHECK_SECONDS = 1.0  # how often a request looks whether the live symlink moved
+
 
 class ServiceState:
     """Holds the encoder (loaded once) and the current searcher.
 
-    A request reads ``searcher`` once and uses that object to the end, so it
-    is answered wholly by the old index or wholly by the new one.
+    A request reads ``current()`` once and uses that object to the end, so it
+    is answered wholly by the old index or wholly by the new one. A build made
+    elsewhere (``qa build``, or another worker's rebuild) is noticed when the
+    live symlink moves, loaded in the background and swapped in.
     """
 
     def __init__(self, settings: Settings, encoder: Encoder | None = None) -> None:
@@ -28,6 +34,36 @@ class ServiceState:
         self._encoder = encoder
         self.searcher: Searcher | None = None
         self._rebuild_lock = threading.Lock()
+        self._reload_lock = threading.Lock()
+        self._next_check = 0.0
+        self._unloadable: str | None = None  # a live build that failed to load; not retried
+
+    def current(self) -> Searcher | None:
+        """The searcher to answer with; starts a reload when a newer build went live."""
+        now = time.monotonic()
+        if now >= self._next_check:
+            self._next_check = now + RELOAD_CHECK_SECONDS
+            if self._live_folder_moved() and self._reload_lock.acquire(blocking=False):
+                threading.Thread(target=self._reload, name="index-reload", daemon=True).start()
+        return self.searcher
+
+    def _live_folder_moved(self) -> bool:
+        live = os.path.realpath(self.settings.index_dir)
+        if not os.path.isdir(live):
+            return False
+        loaded = self.searcher.data.folder if self.searcher else None
+        moved = loaded is None or os.path.realpath(loaded) != live
+        return moved and live != self._unloadable
+
+    def _reload(self) -> None:
+        try:
+            self.searcher = self._searcher(read_index(resolve_live(self.settings.index_dir)))
+            log.info("loaded the new index build %s", self.searcher.data.folder)
+        except QAError as exc:  # keep answering with the index we have
+            self._unloadable = os.path.realpath(self.settings.index_dir)
+            log.error("new index build not loaded: %s", exc)
+        finally:
+            self._reload_lock.release()
 
     @property
     def encoder(self) -> Encoder:
