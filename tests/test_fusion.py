@@ -14,6 +14,11 @@ def test_top_k_orders_best_first_with_stable_ties():
     assert top_k(np.array([]), 5) == {}
 
 
+def test_top_k_leaves_out_rows_that_matched_nothing():
+    assert top_k(np.array([0.0, 2.0, 0.0, 1.0]), 3) == {1: 2.0, 3: 1.0}
+    assert top_k(np.zeros(1000), 10) == {}
+
+
 def test_minmax_scales_into_unit_range():
     assert minmax({1: 2.0, 2: 4.0, 3: 3.0}) == {1: 0.0, 2: 1.0, 3: 0.5}
     assert minmax({1: 5.0, 2: 5.0}) == {1: 1.0, 2: 1.0}
