@@ -15,16 +15,19 @@ Ranked = Mapping[int, float]
 
 
 def top_k(scores: np.ndarray, k: int) -> Ranked:
-    """The ``k`` best positive entries of a score array, as a ranked list (ties: lower row first).
+    """The ``k`` best entries of a non-negative score array, as a ranked list (ties: lower row first).
 
-    Rows scoring zero are left out: for BM25 they matched nothing, and a list of
-    equal zeros would otherwise normalise to ones and favour arbitrary rows. Only
-    matching rows are partitioned, which is what keeps this cheap at a million rows.
+    Only rows that scored are partitioned, which keeps this cheap at a million
+    rows. When fewer than ``k`` rows scored, one zero row stays in the list so
+    that min-max normalisation starts from zero; when none scored the list is
+    empty, rather than ``k`` equal zeros that would normalise to ones.
     """
     rows = np.flatnonzero(scores > 0)
-    k = min(k, len(rows))
-    if k <= 0:
+    if not len(rows):
         return {}
+    if len(rows) < min(k, len(scores)):
+        rows = np.append(rows, np.flatnonzero(scores <= 0)[0])
+    k = min(k, len(rows))
     values = scores[rows]
     part = np.argpartition(-values, k - 1)[:k]
     order = rows[part[np.lexsort((rows[part], -values[part]))]]

@@ -14,8 +14,9 @@ def test_top_k_orders_best_first_with_stable_ties():
     assert top_k(np.array([]), 5) == {}
 
 
-def test_top_k_leaves_out_rows_that_matched_nothing():
-    assert top_k(np.array([0.0, 2.0, 0.0, 1.0]), 3) == {1: 2.0, 3: 1.0}
+def test_top_k_keeps_one_zero_floor_and_nothing_when_nothing_matched():
+    assert top_k(np.array([0.0, 2.0, 0.0, 1.0]), 3) == {1: 2.0, 3: 1.0, 0: 0.0}
+    assert top_k(np.array([0.0, 2.0, 0.0, 1.0]), 2) == {1: 2.0, 3: 1.0}
     assert top_k(np.zeros(1000), 10) == {}
 
 
