@@ -51,13 +51,16 @@ def fill_missing(ranked: Ranked, rows: Sequence[int]) -> np.ndarray:
     return np.array([ranked.get(row, floor) for row in rows], dtype=np.float64)
 
 
-def weighted_fusion(lists: Sequence[Ranked], weights: Sequence[np.ndarray | float]) -> dict[int, float]:
+def weighted_fusion(
+    lists: Sequence[Ranked], weights: Sequence[np.ndarray | float], rows: Sequence[int] | None = None
+) -> dict[int, float]:
     """Sum of min-max normalised scores times weights; a weight may differ per candidate row.
 
     ``weights[i]`` is either one number for list ``i`` or an array aligned with
-    the sorted union of rows, so callers can weigh a retriever by document.
+    ``rows``, the sorted union of rows (pass it when already computed), so
+    callers can weigh a retriever by document.
     """
-    rows = candidate_rows(lists)
+    rows = candidate_rows(lists) if rows is None else rows
     total = np.zeros(len(rows), dtype=np.float64)
     for ranked, weight in zip(lists, weights, strict=True):
         total += np.asarray(weight, dtype=np.float64) * fill_missing(minmax(ranked), rows)

@@ -11,7 +11,7 @@ from tqdm.auto import tqdm
 from index.config import SearchParams
 from index.encoders import Encoder
 from index.errors import DocumentNotFoundError, IndexMismatchError, InvalidQueryError
-from index.fusion import Ranked, best, max_by_group, top_k, weighted_fusion
+from index.fusion import Ranked, best, candidate_rows, max_by_group, top_k, weighted_fusion
 from index.highlight import pick_sentence
 from index.language import detect_language
 from index.lexical import tokenize_query
@@ -112,10 +112,10 @@ class Searcher:
 
     def fuse(self, lists: list[Ranked], lang: str) -> dict[int, float]:
         p = self.params
-        rows = sorted(set().union(*(ranked.keys() for ranked in lists)))
+        rows = candidate_rows(lists)
         same = self._doc_langs[self.data.chunks.doc[rows]] == lang if rows else np.zeros(0, bool)
         bm25_weight = np.where(same, p.bm25_same_language, p.bm25_cross_language)
-        return weighted_fusion(lists, [p.chunk_dense, p.sentence_dense, bm25_weight])
+        return weighted_fusion(lists, [p.chunk_dense, p.sentence_dense, bm25_weight], rows)
 
     def _sentence_list(self, query: np.ndarray) -> Ranked:
         scores, ids = self.data.sentence_vectors.search(query[None, :], self.params.sentence_pool)

@@ -120,7 +120,9 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     # Several processes: each worker builds its app from the environment, so the
     # command-line folders travel there; a rebuild in one worker reaches the others
-    # through the live symlink (ServiceState.current).
+    # through the live symlink (ServiceState.current). The supervisor only checked
+    # the index, so it lets go of its copy.
+    del state
     os.environ["QA_INDEX_DIR"] = str(settings.index_dir)
     os.environ["QA_CORPUS_DIR"] = str(settings.corpus_dir)
     uvicorn.run("service.app:create_app", factory=True, workers=args.workers, **options)

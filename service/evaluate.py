@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+import numpy as np
+
 from index.config import Settings
 from index.corpus import load_corpus
 from index.encoders import load_encoder
@@ -60,9 +62,10 @@ def _corpus_documents(eval_set: EvalSet, settings: Settings, distractors: list) 
 
 
 def _corpus_chunks(searcher, corpus: list) -> int:
+    """Passages of the corpus documents, as opposed to the distractors indexed beside them."""
     ids = {doc.doc_id for doc in corpus}
     rows = [row for row, doc in enumerate(searcher.data.documents) if doc.doc_id in ids]
-    return int(sum((searcher.data.chunks.doc == row).sum() for row in rows))
+    return int(np.isin(searcher.data.chunks.doc, rows).sum())
 
 
 def _print_table(scores: list[SetScore]) -> None:
