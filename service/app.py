@@ -69,8 +69,8 @@ def create_app(settings: Settings | None = None, state: ServiceState | None = No
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        # Requests run side by side in a thread pool; BLAS and OpenMP thread pools of
-        # their own would oversubscribe the cores (OpenBLAS threads spin while they wait).
+        # One BLAS/OpenMP thread per process: pools of their own would oversubscribe the
+        # cores (OpenBLAS threads spin while they wait); workers give the parallelism.
         threadpool_limits(limits=1)
         if state.searcher is None:
             await run_in_threadpool(state.load)
@@ -126,7 +126,7 @@ def get_state(request: Request) -> ServiceState:
     return request.app.state.qa
 
 
-def live_searcher(state: Annotated[ServiceState, Depends(get_state)]) -> Searcher:
+async def live_searcher(state: Annotated[ServiceState, Depends(get_state)]) -> Searcher:
     """The searcher of the index loaded now; 503 (via IndexMissingError) when there is none."""
     searcher = state.current()
     if searcher is None:
@@ -163,8 +163,12 @@ def _add_routes(app: FastAPI, state: ServiceState, settings: Settings) -> None:
             return FileResponse(STATIC / "index.html")
 
     @app.post("/ask", response_model=AskResponse, responses={**ERRORS, 422: {"model": ErrorOut}})
-    def ask(body: AskRequest, searcher: SearcherDep, response: Response) -> dict:
+    async def ask(body: AskRequest, searcher: SearcherDep, response: Response) -> dict:
         """Return the ``k`` passages that best answer the question, best first."""
+        # Searched on the event loop, not in a thread: a search is ~10 ms of CPU that holds the
+        # GIL for much of it, so a thread hop per request adds contention and no parallelism
+        # (under load with 2 workers it cost about a third of the throughput). Parallelism
+        # comes from `qa serve --workers N`.
         result = searcher.search(body.question, body.k)
         response.headers[BUILD_HEADER] = build_name(searcher)
         # A plain dict: the response_model validates and serialises it once.

@@ -34,6 +34,7 @@ def free_port() -> int:
 
 
 WORKERS = 2  # one server process per core
+STARTED = "Application startup complete."  # uvicorn logs this once per worker
 
 
 def run_http(index_dir: Path, model: str, questions: list[str], clients: int, seconds: float) -> dict:
@@ -50,7 +51,7 @@ def run_http(index_dir: Path, model: str, questions: list[str], clients: int, se
     with log.open("wb") as sink:
         server = subprocess.Popen(cmd, env=env, stdout=sink, stderr=subprocess.STDOUT)
     try:
-        _wait_ready(url, server, timeout=300, log=log)
+        _wait_ready(url, server, timeout=300, log=log, workers=WORKERS)
         startup = time.perf_counter() - began
         result = _load(url, questions, clients, seconds)
         result["server_startup_s"] = round(startup, 1)
@@ -97,19 +98,22 @@ def _process_tree(pid: int) -> list[int]:
     return found
 
 
-def _wait_ready(url: str, server: subprocess.Popen, timeout: float, log: Path) -> None:
+def _wait_ready(url: str, server: subprocess.Popen, timeout: float, log: Path, workers: int) -> None:
+    """Wait until every worker has started: the first one to answer /health would otherwise
+    take all of the load generator's keep-alive connections while the others still load."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.poll() is not None:
             tail = log.read_text(encoding="utf-8", errors="replace")[-1500:]
             raise RuntimeError(f"qa serve exited with status {server.returncode} before answering: {tail}")
+        started = log.read_text(encoding="utf-8", errors="replace").count(STARTED)
         try:
-            if httpx.get(f"{url}/health", timeout=2).json().get("status") == "ok":
+            if started >= workers and httpx.get(f"{url}/health", timeout=2).json().get("status") == "ok":
                 return
         except (httpx.HTTPError, ValueError):
             pass
         time.sleep(0.5)
-    raise RuntimeError(f"qa serve did not answer /health within {timeout:.0f} s")
+    raise RuntimeError(f"qa serve did not start {workers} workers answering /health within {timeout:.0f} s")
 
 
 async def _client(http: httpx.AsyncClient, questions: list[str], offset: int, stop: float, out: dict) -> None:
