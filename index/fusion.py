@@ -36,23 +36,17 @@ def top_k(scores: np.ndarray, k: int) -> Ranked:
 
 def minmax(ranked: Ranked) -> dict[int, float]:
     """Scale a list's scores into [0, 1]; a list of equal scores becomes all ones."""
-    if not ranked:
-        return {}
-    values = np.fromiter(ranked.values(), dtype=np.float64, count=len(ranked))
-    low, high = values.min(), values.max()
-    if high - low < 1e-12:
-        return dict.fromkeys(ranked, 1.0)
-    return {row: (score - low) / (high - low) for row, score in ranked.items()}
+    rows, scores = _arrays(ranked)
+    return dict(zip(rows.tolist(), _scaled(scores).tolist(), strict=True))
 
 
-def fill_missing(ranked: Ranked, rows: Sequence[int]) -> np.ndarray:
+def fill_missing(ranked: Ranked, rows: Sequence[int] | np.ndarray) -> np.ndarray:
     """Scores of ``rows`` in ``ranked``, with the list's minimum for rows it lacks."""
-    floor = min(ranked.values()) if ranked else 0.0
-    return np.array([ranked.get(row, floor) for row in rows], dtype=np.float64)
+    return _spread(*_arrays(ranked), np.asarray(rows, dtype=np.int64))
 
 
 def weighted_fusion(
-    lists: Sequence[Ranked], weights: Sequence[np.ndarray | float], rows: Sequence[int] | None = None
+    lists: Sequence[Ranked], weights: Sequence[np.ndarray | float], rows: Sequence[int] | np.ndarray | None = None
 ) -> dict[int, float]:
     """Sum of min-max normalised scores times weights; a weight may differ per candidate row.
 
@@ -60,16 +54,18 @@ def weighted_fusion(
     ``rows``, the sorted union of rows (pass it when already computed), so
     callers can weigh a retriever by document.
     """
-    rows = candidate_rows(lists) if rows is None else rows
+    rows = candidate_rows(lists) if rows is None else np.asarray(rows, dtype=np.int64)
     total = np.zeros(len(rows), dtype=np.float64)
     for ranked, weight in zip(lists, weights, strict=True):
-        total += np.asarray(weight, dtype=np.float64) * fill_missing(minmax(ranked), rows)
-    return dict(zip(rows, total.tolist(), strict=True))
+        keys, scores = _arrays(ranked)
+        total += np.asarray(weight, dtype=np.float64) * _spread(keys, _scaled(scores), rows)
+    return dict(zip(rows.tolist(), total.tolist(), strict=True))
 
 
-def candidate_rows(lists: Sequence[Ranked]) -> list[int]:
+def candidate_rows(lists: Sequence[Ranked]) -> np.ndarray:
     """Sorted union of the rows of every list."""
-    return sorted(set().union(*(ranked.keys() for ranked in lists)))
+    keys = [_arrays(ranked)[0] for ranked in lists]
+    return np.unique(np.concatenate(keys)) if keys else np.zeros(0, dtype=np.int64)
 
 
 def reciprocal_rank_fusion(lists: Sequence[Ranked], k: int = 60) -> dict[int, float]:
@@ -84,13 +80,46 @@ def reciprocal_rank_fusion(lists: Sequence[Ranked], k: int = 60) -> dict[int, fl
 
 def best(fused: Mapping[int, float], k: int) -> list[tuple[int, float]]:
     """The ``k`` highest-scoring rows, best first, ties broken by row."""
-    return sorted(fused.items(), key=lambda item: (-item[1], item[0]))[:k]
+    rows, scores = _arrays(fused)
+    order = np.lexsort((rows, -scores))[:k]
+    return list(zip(rows[order].tolist(), scores[order].tolist(), strict=True))
 
 
 def max_by_group(groups: np.ndarray, scores: np.ndarray) -> Ranked:
     """Highest score per group id, e.g. the best sentence of each passage."""
-    out: dict[int, float] = {}
-    for group, score in zip(groups.tolist(), scores.tolist(), strict=True):
-        if score > out.get(group, -np.inf):
-            out[group] = score
+    groups, scores = np.asarray(groups, dtype=np.int64), np.asarray(scores, dtype=np.float64)
+    order = np.lexsort((-scores, groups))  # by group, best score first within each
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = groups[order][1:] != groups[order][:-1]
+    kept = order[first]
+    return dict(zip(groups[kept].tolist(), scores[kept].tolist(), strict=True))
+
+
+def _scaled(scores: np.ndarray) -> np.ndarray:
+    """Min-max scaling of one list's scores; equal scores become ones."""
+    if not len(scores):
+        return scores
+    low, high = scores.min(), scores.max()
+    if high - low < 1e-12:
+        return np.ones_like(scores)
+    return (scores - low) / (high - low)
+
+
+def _spread(keys: np.ndarray, scores: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``scores`` placed at the positions of ``keys`` in ``rows``; other rows get the lowest score."""
+    out = np.full(len(rows), scores.min() if len(scores) else 0.0)
+    if len(keys) and len(rows):
+        order = np.argsort(rows)
+        at = np.searchsorted(rows, keys, sorter=order).clip(max=len(rows) - 1)
+        found = rows[order[at]] == keys
+        out[order[at[found]]] = scores[found]
     return out
+
+
+def _arrays(ranked: Mapping[int, float]) -> tuple[np.ndarray, np.ndarray]:
+    """The rows and scores of a ranked list as two arrays."""
+    n = len(ranked)
+    return (
+        np.fromiter(ranked.keys(), dtype=np.int64, count=n),
+        np.fromiter(ranked.values(), dtype=np.float64, count=n),
+    )

@@ -113,7 +113,7 @@ class Searcher:
     def fuse(self, lists: list[Ranked], lang: str) -> dict[int, float]:
         p = self.params
         rows = candidate_rows(lists)
-        same = self._doc_langs[self.data.chunks.doc[rows]] == lang if rows else np.zeros(0, bool)
+        same = self._doc_langs[self.data.chunks.doc[rows]] == lang
         bm25_weight = np.where(same, p.bm25_same_language, p.bm25_cross_language)
         return weighted_fusion(lists, [p.chunk_dense, p.sentence_dense, bm25_weight], rows)
 
