@@ -36,9 +36,9 @@ from service.bench_scale import peak_rss_mb, percentiles, timed_searches
 EVAL = Path(__file__).resolve().parent.parent.parent / "shared" / "eval"  # ../shared/eval from the project root
 SIGMA = 0.02  # per-dimension noise of synthetic vector copies (cosine ~0.9 to the original)
 FULL = {"docs": None, "questions": (400, 100, 100), "sizes": [10_000, 100_000, 1_000_000], "http_size": 100_000,
-        "http_seconds": 20.0, "ann_threshold": None}  # fmt: skip
+        "http_seconds": 20.0, "http_runs": 3, "ann_threshold": None}  # fmt: skip
 QUICK = {"docs": 4, "questions": (30, 10, 10), "sizes": [5_000], "http_size": 5_000,
-         "http_seconds": 3.0, "ann_threshold": 10_000}  # fmt: skip
+         "http_seconds": 3.0, "http_runs": 1, "ann_threshold": 10_000}  # fmt: skip
 
 
 def run_bench(settings: Settings, quick: bool = False, as_json: bool = False) -> int:
@@ -106,7 +106,7 @@ def _run(settings: Settings, cfg: dict, quick: bool, work: Path, out_dir: Path) 
         _save_partial(out_dir, results)
 
     _log(f"HTTP load at {cfg['http_size']} chunks")
-    results["http"] = run_http(http_dir, settings.model, questions, 8, cfg["http_seconds"])
+    results["http"] = run_http(http_dir, settings.model, questions, 8, cfg["http_seconds"], cfg["http_runs"])
     results["http"]["chunks"] = next(s["chunks"] for s in results["scale"] if s["target_chunks"] == cfg["http_size"])
     shutil.rmtree(http_dir.parent, ignore_errors=True)
     _save_partial(out_dir, results)

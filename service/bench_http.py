@@ -37,8 +37,14 @@ WORKERS = 2  # one server process per core
 STARTED = "Application startup complete."  # uvicorn logs this once per worker
 
 
-def run_http(index_dir: Path, model: str, questions: list[str], clients: int, seconds: float) -> dict:
-    """Serve ``index_dir`` with ``qa serve --workers 2`` and load it; peak RSS is read before it stops."""
+def run_http(
+    index_dir: Path, model: str, questions: list[str], clients: int, seconds: float, runs: int = 1
+) -> dict:
+    """Serve ``index_dir`` with ``qa serve --workers 2`` and load it ``runs`` times.
+
+    The figures are the medians over the runs (each run is also kept, under
+    ``runs``; errors are summed). Peak RSS is read before the server stops.
+    """
     port = free_port()
     url = f"http://{HOST}:{port}"
     built = read_manifest(resolve_live(index_dir)).settings  # serve it with the settings it was built with
@@ -53,7 +59,8 @@ def run_http(index_dir: Path, model: str, questions: list[str], clients: int, se
     try:
         _wait_ready(url, server, timeout=300, log=log, workers=WORKERS)
         startup = time.perf_counter() - began
-        result = _load(url, questions, clients, seconds)
+        _load(url, questions, clients, min(seconds, 3.0))  # warm-up, not counted
+        result = _median([_load(url, questions, clients, seconds) for _ in range(runs)])
         result["server_startup_s"] = round(startup, 1)
         result["workers"] = WORKERS
         result["server_peak_rss_mb"] = round(sum(peak_rss_mb(pid) for pid in _process_tree(server.pid)), 0)
@@ -84,6 +91,17 @@ def _load(url: str, questions: list[str], clients: int, seconds: float) -> dict:
     finally:
         os.unlink(spec.name)
     return json.loads(load.stdout.strip().splitlines()[-1]) | {"load_generator": "python-httpx"}
+
+
+def _median(loads: list[dict]) -> dict:
+    """One result from several runs: the median of each figure, errors and requests summed."""
+    out = dict(loads[0])
+    for key in ("requests_per_s", "p50_ms", "p99_ms", "seconds"):
+        out[key] = round(float(np.median([load[key] for load in loads])), 1)
+    out["errors"] = sum(load["errors"] for load in loads)
+    out["requests"] = sum(load["requests"] for load in loads)
+    out["runs"] = loads
+    return out
 
 
 def _process_tree(pid: int) -> list[int]:
