@@ -8,6 +8,7 @@ ever downloads: a model that is not on this machine is a clear error.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,6 +18,7 @@ import numpy as np
 from threadpoolctl import ThreadpoolController
 
 from index.errors import ModelUnavailableError
+from index.traced import TracedQueryEncoder
 
 # Set before any Hugging Face library is imported, so nothing reaches for a hub.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -133,10 +135,22 @@ class SentenceTransformerEncoder:
         if not dim:
             raise ModelUnavailableError(f"model {name_or_path!r} does not report its dimension")
         self.dim = int(dim)
+        self._traced: TracedQueryEncoder | bool | None = False  # False: not tried yet
+        self._traced_lock = threading.Lock()
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        traced = self._traced_path() if len(texts) == 1 else None
+        if traced is not None:
+            return _normalise(traced.encode(texts[0])[None, :])
         vectors = self._model.encode_query(list(texts), convert_to_numpy=True, show_progress_bar=False)
         return _normalise(vectors)
+
+    def _traced_path(self) -> TracedQueryEncoder | None:
+        """Built on the first single question (a second or two), since only serving needs it."""
+        with self._traced_lock:
+            if self._traced is False:
+                self._traced = TracedQueryEncoder.build(self._model)
+            return self._traced
 
     def encode_passages(
         self, texts: Sequence[str], batch_size: int = 64, progress: Progress | None = None

@@ -51,3 +51,20 @@ def test_aliases():
     assert canonical_model_name("USE") == "usem3"
     assert canonical_model_name("sentence-transformers/all-MiniLM-L6-v2") == "minilm"
     assert canonical_model_name("/models/e5") == "/models/e5"
+
+
+def test_one_question_through_the_traced_path_equals_the_batched_eager_model():
+    minilm = load_encoder("minilm")
+    questions = ["Who mediated the talks?", "Qui ?", "une question " * 80]  # short, tiny, truncated
+    one_at_a_time = np.stack([minilm.encode_queries([q])[0] for q in questions])
+    assert minilm._traced, "the traced query path should be in use for MiniLM"
+    assert np.abs(one_at_a_time - minilm.encode_queries(questions)).max() < 1e-4
+
+
+def test_a_model_that_cannot_be_traced_keeps_the_eager_path():
+    from index.traced import TracedQueryEncoder
+
+    class NotATransformer(list):
+        pass
+
+    assert TracedQueryEncoder.build(NotATransformer()) is None
