@@ -159,14 +159,21 @@ def _assemble(
     if chunk_store is None or sentence_store is None:  # the store kind must change: embed everything
         return _assemble(documents, wanted, None, encoder, settings, show_progress)
     chunk_texts = [_passage_text(documents, chunks, row, titled) for row in range(len(chunks))]
-    lexical = LexicalIndex.build(chunk_texts, [langs[d] for d in chunks.doc])
+    chunk_langs = [langs[d] for d in chunks.doc]
+    sentence_texts = [_passage_text(documents, sentences, row) for row in range(len(sentences))]
+    lexical = LexicalIndex.build(chunk_texts, chunk_langs)
+    cognates = LexicalIndex.build(chunk_texts, chunk_langs, analyzer="prefixes")
+    sentence_lexical = LexicalIndex.build(sentence_texts, [langs[d] for d in sentences.doc])
     manifest = Manifest(
         settings=wanted,
         documents={doc.doc_id: doc.content_hash for doc in documents},
         counts={"documents": len(documents), "chunks": len(chunks), "sentences": len(sentences)},
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
-    data = IndexData(manifest, list(documents), langs, chunks, sentences, chunk_store, sentence_store, lexical)
+    data = IndexData(
+        manifest, list(documents), langs, chunks, sentences, chunk_store, sentence_store,
+        lexical, cognates, sentence_lexical,
+    )  # fmt: skip
     reused = sum(1 for spans in per_doc if spans.chunk_ids is not None)
     return data, reused, len(vectors)
 

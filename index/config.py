@@ -23,8 +23,15 @@ class SearchParams(BaseModel):
     sentence_pool: int = Field(300, ge=10, le=5000, description="Sentences taken from the sentence index.")
     chunk_dense: float = Field(0.35, ge=0, description="Weight of passage-vector similarity.")
     sentence_dense: float = Field(0.35, ge=0, description="Weight of the best sentence's similarity.")
-    bm25_same_language: float = Field(1.0, ge=0, description="BM25 weight when question and document share a language.")
-    bm25_cross_language: float = Field(0.4, ge=0, description="BM25 weight across languages.")
+    bm25_same_language: float = Field(
+        1.0, ge=0, description="Weight of stemmed passage BM25, for documents in the question's language."
+    )
+    bm25_cross_language: float = Field(
+        0.5, ge=0, description="Weight of word-prefix passage BM25, for documents in another language."
+    )
+    sentence_bm25: float = Field(
+        0.3, ge=0, description="Weight of the best sentence's stemmed BM25, for documents in the question's language."
+    )
 
 
 class Settings(BaseSettings):

@@ -14,15 +14,18 @@ import numpy as np
 Ranked = Mapping[int, float]
 
 
-def top_k(scores: np.ndarray, k: int) -> Ranked:
+def top_k(scores: np.ndarray, k: int, allowed: np.ndarray | None = None) -> Ranked:
     """The ``k`` best entries of a non-negative score array, as a ranked list (ties: lower row first).
 
     Only rows that scored are partitioned, which keeps this cheap at a million
-    rows. When fewer than ``k`` rows scored, one zero row stays in the list so
-    that min-max normalisation starts from zero; when none scored the list is
-    empty, rather than ``k`` equal zeros that would normalise to ones.
+    rows; ``allowed``, a boolean mask, restricts the rows considered. When fewer
+    than ``k`` rows scored, one zero row stays in the list so that min-max
+    normalisation starts from zero; when none scored the list is empty, rather
+    than ``k`` equal zeros that would normalise to ones.
     """
     rows = np.flatnonzero(scores > 0)
+    if allowed is not None:
+        rows = rows[allowed[rows]]
     if not len(rows):
         return {}
     if len(rows) < min(k, len(scores)):

@@ -1,18 +1,25 @@
-"""BM25 over passages with bm25s, stemmed per language.
+"""BM25 with bm25s, over stems for one language and word prefixes across languages.
 
-Each passage is stemmed with the Snowball stemmer of its document's language;
-a question is stemmed with its own language's stemmer and with those of the
-corpus, so a cognate or a name can still match across languages. Stems lose
-their accents, which lets ``médiation`` and ``mediation`` meet.
+Two analyzers turn text into terms:
+
+- ``stems``: each text is stemmed with the Snowball stemmer of its document's
+  language; a question with its own language's stemmer and with those of the
+  corpus. Stems lose their accents, so ``médiation`` and ``mediation`` meet.
+- ``prefixes``: the first ``PREFIX_CHARS`` letters of each accent-folded word.
+  Across languages, cognates share their start far more often than their
+  Snowball stems (``delegations``/``délégations``, ``diplomatic``/
+  ``diplomatique``, ``president``/``presidente``): truncation is the classic
+  translation-free way to match them.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 import bm25s
@@ -25,6 +32,9 @@ from index.language import UNKNOWN, stopwords
 logging.getLogger("bm25s").setLevel(logging.WARNING)
 
 _WORD = re.compile(r"\w+", re.UNICODE)
+BM25_K1 = 0.6  # term-frequency saturation: passages are short, so a repeated word should count little
+PREFIX_CHARS = 5
+ANALYZERS = ("stems", "prefixes")
 _STEMMER_NAMES = {
     "en": "english", "fr": "french", "es": "spanish", "de": "german",
     "it": "italian", "pt": "portuguese", "nl": "dutch",
@@ -61,6 +71,13 @@ def tokenize(text: str, lang: str) -> list[str]:
     return _stem(_words(text, lang), lang)
 
 
+def prefixes(text: str, lang: str) -> list[str]:
+    """The first ``PREFIX_CHARS`` letters of each accent-folded word (stopwords and short words dropped)."""
+    stop = stopwords(lang)
+    words = _WORD.findall(text.lower())
+    return [_fold(w)[:PREFIX_CHARS] for w in words if w not in stop and (len(w) > 2 or w.isdigit())]
+
+
 def tokenize_query(text: str, lang: str, corpus_langs: Iterable[str]) -> list[str]:
     """Query tokens stemmed as the question's language and as each corpus language, deduplicated."""
     words = _words(text, lang)
@@ -72,43 +89,83 @@ def tokenize_query(text: str, lang: str, corpus_langs: Iterable[str]) -> list[st
     return list(seen)
 
 
-class LexicalIndex:
-    """A bm25s index whose rows are passage rows of the search index."""
+def _analyze(text: str, lang: str, analyzer: str) -> list[str]:
+    return tokenize(text, lang) if analyzer == "stems" else prefixes(text, lang)
 
-    def __init__(self, model: bm25s.BM25, langs: Sequence[str]) -> None:
+
+class LexicalIndex:
+    """A bm25s index whose rows are rows of a span table (passages or sentences)."""
+
+    def __init__(self, model: bm25s.BM25, langs: Sequence[str], analyzer: str = "stems") -> None:
         self._model = model
         self.langs = tuple(langs)
+        self.analyzer = analyzer
 
     @classmethod
-    def build(cls, texts: Sequence[str], langs: Sequence[str]) -> LexicalIndex:
-        """Index passage ``texts``, each tokenized in the matching entry of ``langs``."""
-        corpus = [tokenize(text, lang) for text, lang in zip(texts, langs, strict=True)]
-        model = bm25s.BM25()
+    def build(cls, texts: Sequence[str], langs: Sequence[str], analyzer: str = "stems") -> LexicalIndex:
+        """Index ``texts``, each analysed in the matching entry of ``langs``."""
+        corpus = [_analyze(text, lang, analyzer) for text, lang in zip(texts, langs, strict=True)]
+        model = bm25s.BM25(k1=BM25_K1)
         model.index(corpus, show_progress=False)
-        return cls(model, sorted(set(langs)))
+        return cls(model, sorted(set(langs)), analyzer)
+
+    def __len__(self) -> int:
+        return int(self._model.scores["num_docs"])
+
+    def query_terms(self, question: str, lang: str) -> list[str]:
+        if self.analyzer == "stems":
+            return tokenize_query(question, lang, self.langs)
+        return list(dict.fromkeys(prefixes(question, lang)))
 
     def scores(self, question: str, lang: str) -> np.ndarray:
-        """BM25 score of every passage row for ``question``."""
-        tokens = tokenize_query(question, lang, self.langs)
-        ids = self._model.get_tokens_ids(tokens)
+        """BM25 score of every row for ``question``."""
+        ids = self._model.get_tokens_ids(self.query_terms(question, lang))
         if not ids:
-            return np.zeros(self._model.scores["num_docs"], dtype=np.float32)
+            return np.zeros(len(self), dtype=np.float32)
         if getattr(self._model, "nonoccurrence_array", None) is not None:
             return self._model.get_scores_from_ids(ids)
         return _sum_columns(self._model.scores, ids, np.dtype(self._model.dtype))
 
+    def scores_of_rows(self, question: str, lang: str, rows: np.ndarray) -> np.ndarray:
+        """BM25 scores of ``rows`` only, at a cost that grows with ``len(rows)``, not with the index."""
+        ids = self._model.get_tokens_ids(self.query_terms(question, lang))
+        if not self._sorted_postings:
+            return self.scores(question, lang)[rows] if ids else np.zeros(len(rows), dtype=np.float32)
+        data, indices, indptr = (self._model.scores[key] for key in ("data", "indices", "indptr"))
+        out = np.zeros(len(rows), dtype=np.float64)
+        for token in ids:
+            postings = indices[indptr[token] : indptr[token + 1]]
+            if not len(postings):
+                continue
+            at = np.searchsorted(postings, rows).clip(max=len(postings) - 1)
+            found = postings[at] == rows
+            out[found] += data[indptr[token] + at[found]]
+        return out
+
+    @cached_property
+    def _sorted_postings(self) -> bool:
+        """Whether each term's rows are in increasing order (bm25s writes them so)."""
+        indices, indptr = self._model.scores["indices"], np.asarray(self._model.scores["indptr"])
+        increasing = indices[1:] > indices[:-1]
+        column_ends = indptr[1:-1] - 1  # from the last row of one term to the first of the next may go down
+        increasing[column_ends[(column_ends >= 0) & (column_ends < len(increasing))]] = True
+        return bool(increasing.all())
+
     def save(self, folder: Path) -> None:
         self._model.save(str(folder), show_progress=False)
-        (folder / "langs.txt").write_text("\n".join(self.langs), encoding="utf-8")
+        meta = {"langs": list(self.langs), "analyzer": self.analyzer}
+        (folder / "lexical.json").write_text(json.dumps(meta), encoding="utf-8")
 
     @classmethod
     def load(cls, folder: Path) -> LexicalIndex:
         try:
             model = bm25s.BM25.load(str(folder), show_progress=False, allow_pickle=False)
-            langs = (folder / "langs.txt").read_text(encoding="utf-8").split()
-        except (OSError, ValueError, KeyError) as exc:
+            meta = json.loads((folder / "lexical.json").read_text(encoding="utf-8"))
+            if meta["analyzer"] not in ANALYZERS:
+                raise ValueError(f"unknown analyzer {meta['analyzer']!r}")
+        except (OSError, ValueError, KeyError, TypeError) as exc:
             raise IndexCorruptError(f"BM25 files in {folder} are unreadable: rebuild with `qa build`") from exc
-        return cls(model, langs)
+        return cls(model, meta["langs"], meta["analyzer"])
 
 
 def _sum_columns(scores: dict, token_ids: list[int], dtype: np.dtype) -> np.ndarray:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from index.errors import IndexCorruptError, IndexMismatchError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: BM25 over word prefixes and over sentences beside the passage index
 MANIFEST_FILE = "manifest.json"
 REBUILD_HINT = "rebuild it with `qa build` (or `make index`)"
 

@@ -61,6 +61,7 @@ class Searcher:
         self._links = link_spans(data.chunks, data.sentences)
         self._doc_rows = {doc.doc_id: row for row, doc in enumerate(data.documents)}
         self._doc_langs = np.array(data.doc_langs)
+        self._same_rows: dict[str, np.ndarray | bool] = {}
 
     @property
     def model(self) -> str:
@@ -98,34 +99,78 @@ class Searcher:
     def rank(self, question: str, query: np.ndarray, lang: str, k: int) -> list[tuple[int, float]]:
         """Fused (passage row, score) pairs, best first."""
         lists = self.retrieve(question, query, lang)
-        fused = self.fuse(lists, lang)
+        fused = self.fuse(lists)
         return best(fused, k)
 
     def retrieve(self, question: str, query: np.ndarray, lang: str) -> list[Ranked]:
-        """The three ranked lists: passage vectors, best sentence vectors, and BM25."""
+        """The five ranked lists, in the order of ``fuse``'s weights.
+
+        Passage vectors, best sentence vectors, then BM25: stemmed passages and
+        best stemmed sentence for documents in the question's language, word
+        prefixes for documents in other languages. A list with no document of
+        its kind is left empty without being computed.
+        """
         p = self.params
         chunk_scores, chunk_ids = self.data.chunk_vectors.search(query[None, :], p.pool)
         valid = chunk_ids[0] >= 0
         chunk_rows = self.data.chunks.rows_of_ids(chunk_ids[0][valid])
         dense = dict(zip(chunk_rows.tolist(), chunk_scores[0][valid].tolist(), strict=True))
-        return [dense, self._sentence_list(query), top_k(self.data.lexical.scores(question, lang), p.pool)]
+        sentences = self._sentence_list(query)
+        same = self._same_language_rows(lang)
+        lexical: Ranked = {}
+        cognates: Ranked = {}
+        mixed = isinstance(same, np.ndarray)
+        if same is not False:
+            lexical = top_k(self.data.lexical.scores(question, lang), p.pool, allowed=same if mixed else None)
+        if same is not True:
+            cognates = top_k(self.data.cognates.scores(question, lang), p.pool, allowed=~same if mixed else None)
+        best_sentence = {}
+        if p.sentence_bm25:
+            best_sentence = self._sentence_bm25(question, lang, [dense, sentences, lexical], same)
+        return [dense, sentences, lexical, cognates, best_sentence]
 
-    def fuse(self, lists: list[Ranked], lang: str) -> dict[int, float]:
+    def fuse(self, lists: list[Ranked]) -> dict[int, float]:
+        """Weighted sum of the min-max normalised lists of ``retrieve``."""
         p = self.params
-        rows = candidate_rows(lists)
-        same = self._doc_langs[self.data.chunks.doc[rows]] == lang
-        bm25_weight = np.where(same, p.bm25_same_language, p.bm25_cross_language)
-        return weighted_fusion(lists, [p.chunk_dense, p.sentence_dense, bm25_weight], rows)
+        weights = [p.chunk_dense, p.sentence_dense, p.bm25_same_language, p.bm25_cross_language, p.sentence_bm25]
+        return weighted_fusion(lists, weights)
+
+    def _same_language_rows(self, lang: str) -> np.ndarray | bool:
+        """Passage rows whose document is in ``lang``: a mask, or True / False when all / none are."""
+        if lang not in self._same_rows:
+            mask = self._doc_langs[self.data.chunks.doc] == lang
+            self._same_rows[lang] = True if mask.all() else False if not mask.any() else mask
+        return self._same_rows[lang]
 
     def _sentence_list(self, query: np.ndarray) -> Ranked:
         scores, ids = self.data.sentence_vectors.search(query[None, :], self.params.sentence_pool)
         valid = ids[0] >= 0
-        rows = self.data.sentences.rows_of_ids(ids[0][valid])
-        first = self._links.sentence_first_chunk[rows]
-        last = self._links.sentence_last_chunk[rows]
+        return self._best_per_passage(self.data.sentences.rows_of_ids(ids[0][valid]), scores[0][valid])
+
+    def _sentence_bm25(self, question: str, lang: str, lists: list[Ranked], same: np.ndarray | bool) -> Ranked:
+        """Best stemmed-BM25 sentence of each candidate passage in the question's language.
+
+        A re-ranking signal: only the sentences of passages that another list
+        found are scored, so its cost does not grow with the index.
+        """
+        if same is False:
+            return {}
+        candidates = candidate_rows(lists)
+        if same is not True:
+            candidates = candidates[same[candidates]]
+        first = self._links.chunk_first_sentence[candidates]
+        counts = np.maximum(self._links.chunk_last_sentence[candidates] - first + 1, 0)
+        rows = np.unique(np.repeat(first, counts) + _ranges(counts))
+        scores = self.data.sentence_lexical.scores_of_rows(question, lang, rows)
+        return self._best_per_passage(rows[scores > 0], scores[scores > 0])
+
+    def _best_per_passage(self, sentence_rows: np.ndarray, scores: np.ndarray) -> Ranked:
+        """Highest score among the sentences of each passage (a sentence may overlap two passages)."""
+        first = self._links.sentence_first_chunk[sentence_rows]
+        last = self._links.sentence_last_chunk[sentence_rows]
         counts = np.maximum(last - first + 1, 0)
         chunk_rows = np.repeat(first, counts) + _ranges(counts)
-        return max_by_group(chunk_rows, np.repeat(scores[0][valid], counts))
+        return max_by_group(chunk_rows, np.repeat(scores, counts))
 
     def _passage(
         self, row: int, score: float, question: str, lang: str, query: np.ndarray, terms: dict[str, set[str]]

@@ -43,8 +43,14 @@ class IndexData:
     sentences: SpanTable
     chunk_vectors: VectorStore
     sentence_vectors: VectorStore
-    lexical: LexicalIndex
+    lexical: LexicalIndex  # passages, stems: questions in the document's language
+    cognates: LexicalIndex  # passages, word prefixes: questions in another language
+    sentence_lexical: LexicalIndex  # sentences, stems
     folder: Path | None = None
+
+    def lexical_parts(self) -> dict[str, LexicalIndex]:
+        """The BM25 indexes by the folder name they are stored under."""
+        return {"bm25": self.lexical, "bm25-cognates": self.cognates, "bm25-sentences": self.sentence_lexical}
 
 
 def builds_dir(index_dir: Path) -> Path:
@@ -100,8 +106,9 @@ def write_index(data: IndexData, folder: Path) -> None:
     for name, store in (("chunk_vectors", data.chunk_vectors), ("sentence_vectors", data.sentence_vectors)):
         (folder / name).mkdir()
         store.save(folder / name)
-    (folder / "bm25").mkdir()
-    data.lexical.save(folder / "bm25")
+    for name, lexical in data.lexical_parts().items():
+        (folder / name).mkdir()
+        lexical.save(folder / name)
     data.manifest.files = checksum_folder(folder)
     (folder / MANIFEST_FILE).write_text(data.manifest.to_json(), encoding="utf-8")
     _fsync_tree(folder)
@@ -150,6 +157,8 @@ def read_index(folder: Path, verify: bool = True) -> IndexData:
             chunk_vectors=load_vector_store(folder / "chunk_vectors"),
             sentence_vectors=load_vector_store(folder / "sentence_vectors"),
             lexical=LexicalIndex.load(folder / "bm25"),
+            cognates=LexicalIndex.load(folder / "bm25-cognates"),
+            sentence_lexical=LexicalIndex.load(folder / "bm25-sentences"),
             folder=folder,
         )
     except (OSError, ValueError, KeyError, TypeError) as exc:

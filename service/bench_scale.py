@@ -90,7 +90,7 @@ def tile_lexical(lexical: LexicalIndex, copies: int, n_rows: int) -> LexicalInde
     model.scores = {"data": data, "indices": indices, "indptr": new_indptr, "num_docs": n_rows * copies}
     if getattr(model, "nonoccurrence_array", None) is not None:
         model.nonoccurrence_array = np.asarray(model.nonoccurrence_array)
-    return LexicalIndex(model, lexical.langs)
+    return LexicalIndex(model, lexical.langs, lexical.analyzer)
 
 
 def _perturbed(base: np.ndarray, first_copy: int, last_copy: int, sigma: float, rng) -> np.ndarray:
@@ -177,6 +177,8 @@ def scaled_index(base: IndexData, copies: int, ann_threshold: int, sigma: float,
         base.sentence_vectors.get(base.sentences.ids), copies, ann_threshold, sigma, 2, queries
     )
     lexical = tile_lexical(base.lexical, copies, len(base.chunks))
+    cognates = tile_lexical(base.cognates, copies, len(base.chunks))
+    sentence_lexical = tile_lexical(base.sentence_lexical, copies, len(base.sentences))
     manifest = Manifest(
         settings=base.manifest.settings,
         documents=hashes,
@@ -184,7 +186,8 @@ def scaled_index(base: IndexData, copies: int, ann_threshold: int, sigma: float,
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
     data = IndexData(
-        manifest, documents, base.doc_langs * copies, chunks, sentences, chunk_store, sentence_store, lexical
+        manifest, documents, base.doc_langs * copies, chunks, sentences, chunk_store, sentence_store,
+        lexical, cognates, sentence_lexical,
     )
     return data, {"chunk_store": chunk_stats, "sentence_store": sentence_stats}
 

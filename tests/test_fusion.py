@@ -68,3 +68,8 @@ def test_first_hit_and_containment():
     assert contains_span((10, 50), (10, 50)) and not contains_span((10, 50), (45, 55))
     assert contains_answer("Le ministre  Badr\nal-Busaidi a dit", ["badr AL-BUSAIDI"])
     assert not contains_answer("rien", ["", "absent"])
+
+
+def test_top_k_keeps_only_allowed_rows():
+    allowed = np.array([True, False, True, True])
+    assert top_k(np.array([0.5, 0.9, 0.0, 0.2]), 2, allowed=allowed) == {0: 0.5, 3: 0.2}

@@ -1,0 +1,64 @@
+"""BM25 over stems, word prefixes and sentences, on real bm25s indexes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from index.errors import IndexCorruptError
+from index.lexical import LexicalIndex, prefixes, tokenize
+from index.searcher import Searcher
+from index.store import read_index, resolve_live
+
+TEXTS = [
+    "Les délégations se sont réunies à Mascate.",
+    "La médiation omanaise a réuni les délégations iranienne et américaine.",
+    "Il a plu toute la semaine à Lyon.",
+    "Le président a parlé de diplomatie.",
+]
+LANGS = ["fr"] * len(TEXTS)
+
+
+def test_prefixes_let_cognates_meet_across_languages():
+    assert prefixes("The delegations of the president", "en") == ["deleg", "presi"]
+    assert prefixes("Les délégations du président", "fr") == ["deleg", "presi"]
+    for french, english in [("américain", "american"), ("nucléaire", "nuclear"), ("universidad", "university")]:
+        assert tokenize(french, "fr") != tokenize(english, "en")  # stems alone miss these
+        assert prefixes(french, "fr") == prefixes(english, "en")
+
+
+def test_scores_of_rows_equal_the_full_scores_at_those_rows():
+    lexical = LexicalIndex.build(TEXTS, LANGS)
+    rows = np.array([0, 2, 3])
+    full = lexical.scores("délégations réunies à Mascate", "fr")
+    assert np.allclose(lexical.scores_of_rows("délégations réunies à Mascate", "fr", rows), full[rows])
+    lexical._sorted_postings = False  # the fallback for an index whose postings are not in row order
+    assert np.allclose(lexical.scores_of_rows("délégations réunies à Mascate", "fr", rows), full[rows])
+    assert not lexical.scores_of_rows("nothing matches", "fr", rows).any()
+
+
+def test_a_prefix_index_matches_an_english_question_to_french_text():
+    cognates = LexicalIndex.build(TEXTS, LANGS, analyzer="prefixes")
+    scores = cognates.scores("Which delegations met?", "en")
+    assert scores[0] > 0 and scores[1] > 0 and scores[2] == 0
+
+
+def test_the_analyzer_survives_save_and_load_and_a_bad_one_is_refused(tmp_path):
+    LexicalIndex.build(TEXTS, LANGS, analyzer="prefixes").save(tmp_path)
+    loaded = LexicalIndex.load(tmp_path)
+    assert loaded.analyzer == "prefixes" and loaded.langs == ("fr",)
+    (tmp_path / "lexical.json").write_text('{"langs": ["fr"], "analyzer": "soundex"}')
+    with pytest.raises(IndexCorruptError, match="rebuild"):
+        LexicalIndex.load(tmp_path)
+
+
+def test_each_lexical_list_holds_only_its_language(built, encoder):
+    data = read_index(resolve_live(built.index_dir))
+    searcher = Searcher(data, encoder, built.search)
+    question = "Where did the delegations meet?"
+    _, _, stems, cognates, sentences = searcher.retrieve(question, encoder.encode_queries([question])[0], "en")
+    lang_of = {row: data.doc_langs[data.chunks.doc[row]] for row in range(len(data.chunks))}
+    assert {lang_of[row] for row, score in stems.items() if score > 0} <= {"en"}
+    assert {lang_of[row] for row, score in sentences.items()} <= {"en"}
+    french = [row for row, score in cognates.items() if score > 0]
+    assert french and {lang_of[row] for row in french} == {"fr"}
