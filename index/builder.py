@@ -161,9 +161,10 @@ def _assemble(
     chunk_texts = [_passage_text(documents, chunks, row, titled) for row in range(len(chunks))]
     chunk_langs = [langs[d] for d in chunks.doc]
     sentence_texts = [_passage_text(documents, sentences, row) for row in range(len(sentences))]
-    lexical = LexicalIndex.build(chunk_texts, chunk_langs)
-    cognates = LexicalIndex.build(chunk_texts, chunk_langs, analyzer="prefixes")
-    sentence_lexical = LexicalIndex.build(sentence_texts, [langs[d] for d in sentences.doc])
+    k1 = settings.bm25_k1
+    lexical = LexicalIndex.build(chunk_texts, chunk_langs, k1=k1)
+    cognates = LexicalIndex.build(chunk_texts, chunk_langs, analyzer="prefixes", k1=k1)
+    sentence_lexical = LexicalIndex.build(sentence_texts, [langs[d] for d in sentences.doc], k1=k1)
     manifest = Manifest(
         settings=wanted,
         documents={doc.doc_id: doc.content_hash for doc in documents},

@@ -7,6 +7,7 @@ down; nothing in the core reads the environment by itself.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -29,6 +30,9 @@ class SearchParams(BaseModel):
     bm25_cross_language: float = Field(
         0.5, ge=0, description="Weight of word-prefix passage BM25, for documents in another language."
     )
+    cross_language_terms: Literal["prefixes", "stems"] = Field(
+        "prefixes", description="BM25 terms for documents in another language: word prefixes or stems."
+    )
     sentence_bm25: float = Field(
         0.3, ge=0, description="Weight of the best sentence's stemmed BM25, for documents in the question's language."
     )
@@ -50,6 +54,7 @@ class Settings(BaseSettings):
     title_in_passages: bool = Field(
         True, description="Embed and BM25-index each passage with its document title in front (rebuild needed)."
     )
+    bm25_k1: float = Field(0.6, gt=0, le=5, description="BM25 term-frequency saturation (applied at the next build).")
     batch_size: int = Field(64, ge=1, le=1024, description="Texts per encoder call while building.")
     ann_threshold: int = Field(
         50_000, ge=1, description="Vector count above which FAISS switches to an approximate index."

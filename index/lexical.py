@@ -32,7 +32,6 @@ from index.language import UNKNOWN, stopwords
 logging.getLogger("bm25s").setLevel(logging.WARNING)
 
 _WORD = re.compile(r"\w+", re.UNICODE)
-BM25_K1 = 0.6  # term-frequency saturation: passages are short, so a repeated word should count little
 PREFIX_CHARS = 5
 ANALYZERS = ("stems", "prefixes")
 _STEMMER_NAMES = {
@@ -102,10 +101,16 @@ class LexicalIndex:
         self.analyzer = analyzer
 
     @classmethod
-    def build(cls, texts: Sequence[str], langs: Sequence[str], analyzer: str = "stems") -> LexicalIndex:
-        """Index ``texts``, each analysed in the matching entry of ``langs``."""
+    def build(
+        cls, texts: Sequence[str], langs: Sequence[str], analyzer: str = "stems", k1: float = 0.6
+    ) -> LexicalIndex:
+        """Index ``texts``, each analysed in the matching entry of ``langs``.
+
+        ``k1`` is BM25's term-frequency saturation; passages are short, so a
+        low value lets a repeated word count little against a rarer one.
+        """
         corpus = [_analyze(text, lang, analyzer) for text, lang in zip(texts, langs, strict=True)]
-        model = bm25s.BM25(k1=BM25_K1)
+        model = bm25s.BM25(k1=k1)
         model.index(corpus, show_progress=False)
         return cls(model, sorted(set(langs)), analyzer)
 

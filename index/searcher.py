@@ -123,7 +123,8 @@ class Searcher:
         if same is not False:
             lexical = top_k(self.data.lexical.scores(question, lang), p.pool, allowed=same if mixed else None)
         if same is not True:
-            cognates = top_k(self.data.cognates.scores(question, lang), p.pool, allowed=~same if mixed else None)
+            across = self.data.cognates if p.cross_language_terms == "prefixes" else self.data.lexical
+            cognates = top_k(across.scores(question, lang), p.pool, allowed=~same if mixed else None)
         best_sentence = {}
         if p.sentence_bm25:
             best_sentence = self._sentence_bm25(question, lang, [dense, sentences, lexical], same)

@@ -62,3 +62,12 @@ def test_each_lexical_list_holds_only_its_language(built, encoder):
     assert {lang_of[row] for row, score in sentences.items()} <= {"en"}
     french = [row for row, score in cognates.items() if score > 0]
     assert french and {lang_of[row] for row in french} == {"fr"}
+
+
+def test_stems_can_replace_prefixes_across_languages(built, encoder):
+    data = read_index(resolve_live(built.index_dir))
+    params = built.search.model_copy(update={"cross_language_terms": "stems", "sentence_bm25": 0.0})
+    searcher = Searcher(data, encoder, params)
+    question = "Who is Abbas Araghchi?"
+    lists = searcher.retrieve(question, encoder.encode_queries([question])[0], "en")
+    assert lists[3] and lists[4] == {}  # names match as stems too; the sentence list is switched off
