@@ -32,7 +32,7 @@ index: $(STAMP)  ## (re)build the index from corpus/
 eval: $(STAMP)  ## score the three dev sets and the project's own set
 	$(BIN)/qa eval ../shared/eval/piaf-dev.json
 	$(BIN)/qa eval ../shared/eval/xquad-es.json --questions-from ../shared/eval/xquad-en.json
-	$(BIN)/qa eval eval/seed.jsonl --distractors ../shared/eval/piaf-dev.json
+	$(BIN)/qa eval eval/seed.jsonl --distractors ../shared/eval/piaf-dev.json --distractors ../shared/eval/xquad-es.json
 
 bench: $(STAMP)  ## full benchmark (about 15 minutes); `qa bench --quick` for a short one
 	$(BIN)/qa bench

@@ -60,7 +60,8 @@ def run_http(
         _wait_ready(url, server, timeout=300, log=log, workers=WORKERS)
         startup = time.perf_counter() - began
         _load(url, questions, clients, min(seconds, 3.0))  # warm-up, not counted
-        result = _median([_load(url, questions, clients, seconds) for _ in range(runs)])
+        probe = lambda: connections_per_worker(port, _process_tree(server.pid))  # noqa: E731
+        result = _median([_load(url, questions, clients, seconds, probe) for _ in range(runs)])
         result["server_startup_s"] = round(startup, 1)
         result["workers"] = WORKERS
         result["server_peak_rss_mb"] = round(sum(peak_rss_mb(pid) for pid in _process_tree(server.pid)), 0)
@@ -74,10 +75,10 @@ def run_http(
             server.wait()
 
 
-def _load(url: str, questions: list[str], clients: int, seconds: float) -> dict:
+def _load(url: str, questions: list[str], clients: int, seconds: float, probe=None) -> dict:
     """Drive the server from another process: wrk when installed, else the Python generator below."""
     if bench_wrk.available():
-        return bench_wrk.drive_wrk(url, questions, clients, seconds)
+        return bench_wrk.drive_wrk(url, questions, clients, seconds, probe)
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as spec:
         json.dump({"url": url, "questions": questions, "clients": clients, "seconds": seconds}, spec)
     try:
@@ -101,7 +102,31 @@ def _median(loads: list[dict]) -> dict:
     out["errors"] = sum(load["errors"] for load in loads)
     out["requests"] = sum(load["requests"] for load in loads)
     out["runs"] = loads
+    out.pop("probe", None)
     return out
+
+
+def connections_per_worker(port: int, pids: list[int]) -> list[int]:
+    """Established connections to ``port`` held by each process, busiest first (from /proc).
+
+    Keep-alive connections stay with the worker that accepted them, so this
+    shows how evenly the load generator's clients were spread.
+    """
+    inodes = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[3] == "01" and int(fields[1].split(":")[1], 16) == port:  # 01: ESTABLISHED
+            inodes.add(fields[9])
+    counts = []
+    for pid in pids:
+        try:
+            links = [os.readlink(fd) for fd in Path(f"/proc/{pid}/fd").iterdir()]
+        except OSError:
+            continue
+        held = sum(1 for link in links if link.startswith("socket:[") and link[8:-1] in inodes)
+        if held:
+            counts.append(held)
+    return sorted(counts, reverse=True)
 
 
 def _process_tree(pid: int) -> list[int]:

@@ -90,12 +90,16 @@ def render_markdown(r: dict) -> str:
         f"## HTTP (`qa serve --workers {h.get('workers', 1)}` on 127.0.0.1, {h['chunks']:,} chunks, "
         f"{h['clients']} clients, {h['seconds']} s per run, load from {h.get('load_generator', 'python-httpx')})",
         "",
-        f"Median of {len(h.get('runs', [h]))} run(s) after a 3 s warm-up; errors and requests summed over the runs.",
+        f"Median of {len(h.get('runs', [h]))} run(s) after a 3 s warm-up; errors and requests summed over the runs. "
+        "Connections per worker were counted mid-run: a keep-alive connection stays with the worker that accepted it.",
         "",
-        "| requests/s | p50 ms | p99 ms | errors | requests | p99 of each run | server peak RSS MiB (all workers) |",
-        "|---|---|---|---|---|---|---|",
+        "| requests/s | p50 ms | p99 ms | errors | requests | p99 of each run | connections per worker, each run "
+        "| server peak RSS MiB (all workers) |",
+        "|---|---|---|---|---|---|---|---|",
         f"| {h['requests_per_s']} | {h['p50_ms']} | {h['p99_ms']} | {h['errors']} | {h['requests']} "
-        f"| {', '.join(str(run['p99_ms']) for run in h.get('runs', [h]))} | {h['server_peak_rss_mb']:.0f} |",
+        f"| {', '.join(str(run['p99_ms']) for run in h.get('runs', [h]))} "
+        f"| {'; '.join('/'.join(map(str, run.get('probe', []))) or '-' for run in h.get('runs', [h]))} "
+        f"| {h['server_peak_rss_mb']:.0f} |",
         "",
         "## Peer: LangChain FAISS + HuggingFaceEmbeddings, same chunks, piaf-dev",
         "",

@@ -11,6 +11,7 @@ import json
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 _SCRIPT = """
@@ -41,15 +42,25 @@ def _lua_string(text: str) -> str:
     return f"[{'=' * level}[{text}]{'=' * level}]"
 
 
-def drive_wrk(url: str, questions: list[str], clients: int, seconds: float) -> dict:
-    """``clients`` connections on 2 threads for ``seconds``; the same figures as the Python generator."""
+def drive_wrk(url: str, questions: list[str], clients: int, seconds: float, probe=None) -> dict:
+    """``clients`` connections on 2 threads for ``seconds``; the same figures as the Python generator.
+
+    ``probe``, when given, is called once mid-run; what it returns is kept under ``probe``.
+    """
     bodies = ", ".join(_lua_string(json.dumps({"question": q, "k": 5}, ensure_ascii=False)) for q in questions)
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False, encoding="utf-8") as script:
         script.write(_SCRIPT % {"bodies": bodies, "offset": 0})
     try:
         duration = f"{max(1, round(seconds))}s"
         args = ["wrk", "-t2", f"-c{clients}", f"-d{duration}", "--timeout", "10s", "-s", script.name, url]
-        out = subprocess.run(args, capture_output=True, text=True, check=True, timeout=seconds + 60).stdout
+        with subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as wrk:
+            seen = None
+            if probe is not None:
+                time.sleep(seconds / 2)
+                seen = probe()
+            out, err = wrk.communicate(timeout=seconds + 60)
+        if wrk.returncode:
+            raise RuntimeError(f"wrk failed with status {wrk.returncode}: {err.strip()[-500:]}")
     finally:
         Path(script.name).unlink(missing_ok=True)
     figures = json.loads(out.strip().splitlines()[-1])
@@ -64,4 +75,5 @@ def drive_wrk(url: str, questions: list[str], clients: int, seconds: float) -> d
         "p50_ms": round(figures["p50_us"] / 1000, 1),
         "p99_ms": round(figures["p99_us"] / 1000, 1),
         "load_generator": "wrk",
+        **({"probe": seen} if seen is not None else {}),
     }
