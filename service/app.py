@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import secrets
 from contextlib import asynccontextmanager
-from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 
@@ -14,7 +13,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
-from starlette.concurrency import run_in_threadpool
 from threadpoolctl import threadpool_limits
 
 from index.config import Settings
@@ -28,7 +26,7 @@ from index.errors import (
     ModelUnavailableError,
     QAError,
 )
-from index.searcher import Searcher
+from service.backend import LocalBackend, PoolBackend
 from service.limits import BodySizeLimit
 from service.schemas import AskRequest, AskResponse, DocumentOut, ErrorOut, HealthOut, RebuildOut
 from service.state import ServiceState
@@ -62,19 +60,26 @@ class AuthError(Exception):
         self.status = status
 
 
-def create_app(settings: Settings | None = None, state: ServiceState | None = None) -> FastAPI:
-    """Build the API around one ``ServiceState``; the index loads at startup."""
+def create_app(settings: Settings | None = None, state: ServiceState | None = None, processes: int = 1) -> FastAPI:
+    """Build the API; the index loads at startup.
+
+    With ``processes`` > 1, searches run in that many search processes behind
+    this one (``PoolBackend``); otherwise in this process, around ``state``.
+    """
     settings = settings or Settings()
-    state = state or ServiceState(settings)
+    if processes > 1:
+        backend: LocalBackend | PoolBackend = PoolBackend(settings, processes)
+    else:
+        backend = LocalBackend(state or ServiceState(settings))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         # One BLAS/OpenMP thread per process: pools of their own would oversubscribe the
-        # cores (OpenBLAS threads spin while they wait); workers give the parallelism.
+        # cores (OpenBLAS threads spin while they wait); processes give the parallelism.
         threadpool_limits(limits=1)
-        if state.searcher is None:
-            await run_in_threadpool(state.load)
+        await backend.start()
         yield
+        await backend.stop()
 
     app = FastAPI(
         title="Question-answering retrieval",
@@ -82,10 +87,11 @@ def create_app(settings: Settings | None = None, state: ServiceState | None = No
         description="Ask a question, get the passages of the corpus that answer it, with exact offsets.",
         lifespan=lifespan,
     )
-    app.state.qa = state
+    app.state.backend = backend
+    app.state.settings = settings
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     _add_error_handlers(app)
-    _add_routes(app, state, settings)
+    _add_routes(app, backend)
     if STATIC.is_dir():
         app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
@@ -117,32 +123,11 @@ _bearer = HTTPBearer(auto_error=False)
 BUILD_HEADER = "X-Index-Build"  # the build folder that answered: old or new, never a mix
 
 
-def build_name(searcher: Searcher) -> str:
-    folder = searcher.data.folder
-    return folder.name if folder is not None else ""
-
-
-def get_state(request: Request) -> ServiceState:
-    return request.app.state.qa
-
-
-async def live_searcher(state: Annotated[ServiceState, Depends(get_state)]) -> Searcher:
-    """The searcher of the index loaded now; 503 (via IndexMissingError) when there is none."""
-    searcher = state.current()
-    if searcher is None:
-        raise IndexMissingError(
-            f"no index is loaded from {state.settings.index_dir}: build one with `qa build` "
-            "or POST /index/rebuild, then retry"
-        )
-    return searcher
-
-
 def require_admin(
-    state: Annotated[ServiceState, Depends(get_state)],
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> None:
     """Bearer-token check, in constant time; admin endpoints are off without a configured token."""
-    token = state.settings.api_token
+    token = request.app.state.settings.api_token
     if token is None or not token.get_secret_value():
         raise AuthError(403, "admin endpoints are disabled: set QA_API_TOKEN on the server to enable them")
     if credentials is None:
@@ -151,10 +136,7 @@ def require_admin(
         raise AuthError(403, "invalid token")
 
 
-SearcherDep = Annotated[Searcher, Depends(live_searcher)]
-
-
-def _add_routes(app: FastAPI, state: ServiceState, settings: Settings) -> None:
+def _add_routes(app: FastAPI, backend: LocalBackend | PoolBackend) -> None:
 
     if (STATIC / "index.html").is_file():
 
@@ -163,49 +145,24 @@ def _add_routes(app: FastAPI, state: ServiceState, settings: Settings) -> None:
             return FileResponse(STATIC / "index.html")
 
     @app.post("/ask", response_model=AskResponse, responses={**ERRORS, 422: {"model": ErrorOut}})
-    async def ask(body: AskRequest, searcher: SearcherDep, response: Response) -> dict:
+    async def ask(body: AskRequest) -> Response:
         """Return the ``k`` passages that best answer the question, best first."""
-        # Searched on the event loop, not in a thread: a search is ~10 ms of CPU that holds the
-        # GIL for much of it, so a thread hop per request adds contention and no parallelism
-        # (under load with 2 workers it cost about a third of the throughput). Parallelism
-        # comes from `qa serve --workers N`.
-        result = searcher.search(body.question, body.k)
-        response.headers[BUILD_HEADER] = build_name(searcher)
-        # A plain dict: the response_model validates and serialises it once.
-        passages = [asdict(passage) for passage in result.passages]
-        return {"question": result.question, "passages": passages, "took_ms": round(result.took_ms, 2)}
+        body_json, build = await backend.ask(body.question, body.k)
+        # Already JSON of the AskResponse shape (built from the same dataclasses), so it is not
+        # validated a second time; tests check it against the schema.
+        return Response(body_json, media_type="application/json", headers={BUILD_HEADER: build})
 
     @app.get("/documents/{doc_id:path}", response_model=DocumentOut, responses=ERRORS)
-    def document(doc_id: str, searcher: SearcherDep) -> DocumentOut:
+    async def document(doc_id: str) -> dict:
         """The full text of one indexed document; ids are looked up, never used as paths."""
-        doc = searcher.document(doc_id)
-        return DocumentOut(doc_id=doc.doc_id, title=doc.title, text=doc.text, metadata=doc.metadata)
+        return await backend.document(doc_id)
 
     @app.get("/health", response_model=HealthOut)
-    def health() -> HealthOut:
+    async def health() -> dict:
         """Liveness and what is loaded."""
-        searcher = state.current()
-        if searcher is None:
-            return HealthOut(status="no index", documents=0, chunks=0, model=settings.model)
-        manifest = searcher.data.manifest
-        return HealthOut(
-            status="ok",
-            documents=len(searcher.data.documents),
-            chunks=len(searcher.data.chunks),
-            model=searcher.model,
-            index_built_at=manifest.created_at,
-            build=build_name(searcher),
-        )
+        return await backend.health()
 
     @app.post("/index/rebuild", response_model=RebuildOut, responses=ERRORS, dependencies=[Depends(require_admin)])
-    async def rebuild() -> RebuildOut:
-        """Rebuild from the corpus folder and swap the new index in; queries continue meanwhile."""
-        report = await run_in_threadpool(state.rebuild)
-        return RebuildOut(
-            documents=report.documents,
-            chunks=report.chunks,
-            reused_documents=report.reused_documents,
-            embedded_texts=report.embedded_texts,
-            seconds=round(report.seconds, 3),
-            skipped=report.warnings,
-        )
+    async def rebuild() -> dict:
+        """Rebuild from the corpus and swap the new index in; queries continue meanwhile."""
+        return await backend.rebuild()

@@ -91,9 +91,10 @@ def render_markdown(r: dict) -> str:
         f"{h['clients']} clients, {h['seconds']} s per run, load from {h.get('load_generator', 'python-httpx')})",
         "",
         f"Median of {len(h.get('runs', [h]))} run(s) after a 3 s warm-up; errors and requests summed over the runs. "
-        "Connections per worker were counted mid-run: a keep-alive connection stays with the worker that accepted it.",
+        "Connections were counted per server process mid-run (a keep-alive connection stays with the process that "
+        "accepted it).",
         "",
-        "| requests/s | p50 ms | p99 ms | errors | requests | p99 of each run | connections per worker, each run "
+        "| requests/s | p50 ms | p99 ms | errors | requests | p99 of each run | connections per process, each run "
         "| server peak RSS MiB (all workers) |",
         "|---|---|---|---|---|---|---|---|",
         f"| {h['requests_per_s']} | {h['p50_ms']} | {h['p99_ms']} | {h['errors']} | {h['requests']} "

@@ -61,7 +61,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
     serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
     serve.add_argument("--workers", type=int, default=int(os.environ.get("QA_WORKERS", "1")),
-                       help="server processes, each with its own copy of the index (default 1)")
+                       help="search processes behind one HTTP process, each with its own copy of the index "
+                            "(default 1: search in the HTTP process)")
+    serve.add_argument("--access-log", action="store_true",
+                       help="log every request (off by default: it costs CPU on each request; a proxy usually logs)")
     serve.set_defaults(run=_serve)
 
     ask = commands.add_parser("ask", help="ask the local index a question, without a server")
@@ -114,18 +117,16 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     # uvicorn drains in-flight requests on SIGTERM, then re-raises the signal, which would kill
     # the process with status 143. After its graceful shutdown that re-raise lands here instead.
     signal.signal(signal.SIGTERM, _stopped)
-    options = {"host": args.host, "port": args.port, "log_level": "info", "timeout_graceful_shutdown": 10}
+    options = {"host": args.host, "port": args.port, "log_level": "info", "timeout_graceful_shutdown": 10,
+               "access_log": args.access_log}  # fmt: skip
     if args.workers <= 1:
         uvicorn.run(create_app(settings, state), **options)
         return 0
-    # Several processes: each worker builds its app from the environment, so the
-    # command-line folders travel there; a rebuild in one worker reaches the others
-    # through the live symlink (ServiceState.current). The supervisor only checked
-    # the index, so it lets go of its copy.
+    # Several search processes behind this one (service/backend.py), each loading the
+    # index itself; a rebuild in one reaches the others through the live symlink
+    # (ServiceState.current). This process only checked the index, so it lets go of it.
     del state
-    os.environ["QA_INDEX_DIR"] = str(settings.index_dir)
-    os.environ["QA_CORPUS_DIR"] = str(settings.corpus_dir)
-    uvicorn.run("service.app:create_app", factory=True, workers=args.workers, **options)
+    uvicorn.run(create_app(settings, processes=args.workers), **options)
     return 0
 
 

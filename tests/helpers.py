@@ -29,12 +29,12 @@ def run_qa(*args: str, timeout: float = 300, **env: str) -> subprocess.Completed
 class QAServe:
     """``qa serve`` as a user starts it; stdout and stderr go to a log file (read with ``log()``)."""
 
-    def __init__(self, index: Path, log_file: Path, **env: str) -> None:
+    def __init__(self, index: Path, log_file: Path, *args: str, **env: str) -> None:
         self.port = free_port()
         self.log_file = log_file
         self._log = log_file.open("wb")
         self.proc = subprocess.Popen(
-            [*QA, "serve", "--index", str(index), "--host", "127.0.0.1", "--port", str(self.port)],
+            [*QA, "serve", "--index", str(index), "--host", "127.0.0.1", "--port", str(self.port), *args],
             stdout=self._log,
             stderr=subprocess.STDOUT,
             cwd=ROOT,

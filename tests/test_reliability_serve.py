@@ -43,7 +43,7 @@ def served(tmp_path_factory, encoder) -> Iterator[tuple[QAServe, str, Path]]:
     build_index(settings, encoder, show_progress=False)
     token = f"tok-{secrets.token_hex(16)}"
     server = QAServe(
-        settings.index_dir, tmp / "serve.log", QA_CORPUS_DIR=str(corpus), QA_API_TOKEN=token
+        settings.index_dir, tmp / "serve.log", "--access-log", QA_CORPUS_DIR=str(corpus), QA_API_TOKEN=token
     )
     with server:
         yield server, token, tmp

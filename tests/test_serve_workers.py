@@ -43,3 +43,36 @@ def test_two_workers_pick_up_a_build_made_by_qa_build(tmp_path):
         assert server.terminate() == 0
     finally:
         server.close()
+
+
+def test_search_processes_answer_like_one_process_and_keep_error_codes(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    corpus = make_corpus(tmp_path / "corpus")
+    index = tmp_path / "index"
+    assert run_qa("build", "--corpus", str(corpus), "--index", str(index), "--quiet").returncode == 0
+    server = QAServe(index, tmp_path / "serve.log", QA_WORKERS="2", QA_CORPUS_DIR=str(corpus), QA_API_TOKEN="tok-2")
+    questions = ["Who mediated the talks?", "Qui accompagne Steve Witkoff ?", "Will it rain in the Alps?"] * 8
+    try:
+        server.wait_ready()
+
+        def ask(question: str) -> list:
+            response = httpx.post(f"{server.url}/ask", json={"question": question, "k": 3}, timeout=60)
+            assert response.status_code == 200, response.text
+            return [(p["doc_id"], p["start"], p["end"], p["score"]) for p in response.json()["passages"]]
+
+        sequential = [ask(q) for q in questions]
+        with ThreadPoolExecutor(8) as pool:
+            assert list(pool.map(ask, questions)) == sequential
+
+        doc = httpx.get(f"{server.url}/documents/weather.en.txt").json()
+        assert doc["text"].startswith("The weather in Lyon")
+        missing = httpx.get(f"{server.url}/documents/nope.txt")
+        assert missing.status_code == 404 and "no document" in missing.json()["detail"]
+        assert httpx.post(f"{server.url}/ask", json={"question": "  "}).status_code == 422
+        rebuilt = httpx.post(f"{server.url}/index/rebuild", headers={"Authorization": "Bearer tok-2"}, timeout=120)
+        assert rebuilt.status_code == 200 and rebuilt.json()["documents"] == 3
+        assert httpx.post(f"{server.url}/index/rebuild").status_code == 401
+        assert server.terminate() == 0
+    finally:
+        server.close()

@@ -1,0 +1,179 @@
+"""Where a request's work runs: in the server process, or in a pool of search processes.
+
+``LocalBackend`` searches in the process that serves HTTP (``qa serve``, one
+process). ``PoolBackend`` keeps one HTTP process and N search processes
+(``qa serve --workers N``): every request goes to whichever search process is
+free. Uvicorn's own workers were tried first, but a keep-alive connection stays
+with the worker that accepted it, and `qa bench` saw 8 clients split 7/1 or 8/0
+between two of them, one queueing while the other idled.
+
+Both answer with plain dicts (the JSON the routes return), computed by the
+same functions below from a ``ServiceState``; core errors keep their type
+across the process boundary, so the app maps them to the same status codes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import multiprocessing
+import os
+import signal
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict
+
+from starlette.concurrency import run_in_threadpool
+from threadpoolctl import threadpool_limits
+
+from index.config import Settings
+from index.errors import IndexMissingError
+from index.searcher import Searcher
+from service.state import ServiceState
+
+
+def build_name(searcher: Searcher) -> str:
+    folder = searcher.data.folder
+    return folder.name if folder is not None else ""
+
+
+def live_searcher(state: ServiceState) -> Searcher:
+    """The searcher of the index loaded now; IndexMissingError (503) when there is none."""
+    searcher = state.current()
+    if searcher is None:
+        raise IndexMissingError(
+            f"no index is loaded from {state.settings.index_dir}: build one with `qa build` "
+            "or POST /index/rebuild, then retry"
+        )
+    return searcher
+
+
+def answer(state: ServiceState, question: str, k: int) -> tuple[bytes, str]:
+    """The /ask response body as JSON (``AskResponse``), and the build that answered.
+
+    Serialised here, in the process that searched, so that the HTTP process in
+    front of a pool only relays bytes.
+    """
+    searcher = live_searcher(state)
+    result = searcher.search(question, k)
+    passages = [asdict(passage) for passage in result.passages]
+    payload = {"question": result.question, "passages": passages, "took_ms": round(result.took_ms, 2)}
+    return json.dumps(payload, ensure_ascii=False).encode(), build_name(searcher)
+
+
+def document(state: ServiceState, doc_id: str) -> dict:
+    doc = live_searcher(state).document(doc_id)
+    return {"doc_id": doc.doc_id, "title": doc.title, "text": doc.text, "metadata": doc.metadata}
+
+
+def health(state: ServiceState) -> dict:
+    searcher = state.current()
+    if searcher is None:
+        return {"status": "no index", "documents": 0, "chunks": 0, "model": state.settings.model}
+    return {
+        "status": "ok",
+        "documents": len(searcher.data.documents),
+        "chunks": len(searcher.data.chunks),
+        "model": searcher.model,
+        "index_built_at": searcher.data.manifest.created_at,
+        "build": build_name(searcher),
+    }
+
+
+def rebuild(state: ServiceState) -> dict:
+    report = state.rebuild()
+    return {
+        "documents": report.documents,
+        "chunks": report.chunks,
+        "reused_documents": report.reused_documents,
+        "embedded_texts": report.embedded_texts,
+        "seconds": round(report.seconds, 3),
+        "skipped": report.warnings,
+    }
+
+
+class LocalBackend:
+    """Everything in the server process."""
+
+    def __init__(self, state: ServiceState) -> None:
+        self.state = state
+
+    async def start(self) -> None:
+        if self.state.searcher is None:
+            await run_in_threadpool(self.state.load)
+
+    async def stop(self) -> None:
+        pass
+
+    async def ask(self, question: str, k: int) -> tuple[bytes, str]:
+        # On the event loop, not in a thread: a search is ~10 ms of CPU that holds the GIL
+        # for much of it, so a thread hop per request adds contention and no parallelism.
+        return answer(self.state, question, k)
+
+    async def document(self, doc_id: str) -> dict:
+        return document(self.state, doc_id)
+
+    async def health(self) -> dict:
+        return health(self.state)
+
+    async def rebuild(self) -> dict:
+        return await run_in_threadpool(rebuild, self.state)
+
+
+class PoolBackend:
+    """One HTTP process in front of ``processes`` search processes, each with the index loaded."""
+
+    def __init__(self, settings: Settings, processes: int) -> None:
+        self.processes = processes
+        self._executor = ProcessPoolExecutor(
+            processes,
+            mp_context=multiprocessing.get_context("spawn"),  # the server has threads: never fork it
+            initializer=_start_worker,
+            initargs=(settings,),
+        )
+
+    async def start(self) -> None:
+        """Start every search process and wait until each has loaded the index (or found none)."""
+        pids = set()
+        while len(pids) < self.processes:
+            batch = [self._run(_ready) for _ in range(self.processes)]
+            pids.update(await asyncio.gather(*batch))
+
+    async def stop(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(None, self._executor.shutdown)
+
+    async def ask(self, question: str, k: int) -> tuple[bytes, str]:
+        return await self._run(_in_worker, answer, question, k)
+
+    async def document(self, doc_id: str) -> dict:
+        return await self._run(_in_worker, document, doc_id)
+
+    async def health(self) -> dict:
+        return await self._run(_in_worker, health)
+
+    async def rebuild(self) -> dict:
+        return await self._run(_in_worker, rebuild)
+
+    async def _run(self, function, *args):
+        return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
+
+
+_worker_state: ServiceState | None = None  # the search process's own state
+
+
+def _start_worker(settings: Settings) -> None:
+    global _worker_state
+    # The HTTP process handles SIGINT/SIGTERM and shuts the pool down after draining
+    # requests; a search process that died on the same signal would fail them.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    threadpool_limits(limits=1)
+    _worker_state = ServiceState(settings)
+    _worker_state.load()
+
+
+def _ready() -> int:
+    return os.getpid()
+
+
+def _in_worker(function, *args):
+    return function(_worker_state, *args)
