@@ -148,8 +148,8 @@ def _add_routes(app: FastAPI, backend: LocalBackend | PoolBackend) -> None:
     async def ask(body: AskRequest) -> Response:
         """Return the ``k`` passages that best answer the question, best first."""
         body_json, build = await backend.ask(body.question, body.k)
-        # Already JSON of the AskResponse shape (built from the same dataclasses), so it is not
-        # validated a second time; tests check it against the schema.
+        # Already JSON of the AskResponse shape, built from the same dataclasses, so it is not
+        # validated a second time (tests/test_api.py::test_the_ask_body_matches_its_declared_schema).
         return Response(body_json, media_type="application/json", headers={BUILD_HEADER: build})
 
     @app.get("/documents/{doc_id:path}", response_model=DocumentOut, responses=ERRORS)

@@ -20,6 +20,15 @@ def test_who_mediated_the_talks(client):
     assert "Badr al-Busaidi" in top["text"]
 
 
+def test_the_ask_body_matches_its_declared_schema(client):
+    from service.schemas import AskResponse
+
+    response = client.post("/ask", json={"question": "Qui accompagne Steve Witkoff ?", "k": 3})
+    assert response.headers["content-type"] == "application/json"
+    body = AskResponse.model_validate(response.json(), strict=True)
+    assert len(body.passages) == 3 and set(response.json()) == set(AskResponse.model_fields)
+
+
 def test_offsets_slice_the_document_exactly(client):
     body = client.post("/ask", json={"question": "Qui a supervisé les discussions ?", "k": 10}).json()
     scores = [p["score"] for p in body["passages"]]
