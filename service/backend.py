@@ -4,8 +4,8 @@
 process). ``PoolBackend`` keeps one HTTP process and N search processes
 (``qa serve --workers N``): every request goes to whichever search process is
 free. Uvicorn's own workers were tried first, but a keep-alive connection stays
-with the worker that accepted it, and `qa bench` saw 8 clients split 7/1 or 8/0
-between two of them, one queueing while the other idled.
+with the worker that accepted it, and `qa bench` saw 8 clients split unevenly
+between two of them (5/3 in a quick run), one queueing while the other idled.
 
 Both answer with plain dicts (the JSON the routes return), computed by the
 same functions below from a ``ServiceState``; core errors keep their type
