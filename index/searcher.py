@@ -125,7 +125,7 @@ class Searcher:
         if same is not True:
             across = self.data.cognates if p.cross_language_terms == "prefixes" else self.data.lexical
             cognates = top_k(across.scores(question, lang), p.pool, allowed=~same if mixed else None)
-        best_sentence = {}
+        best_sentence: Ranked = {}
         if p.sentence_bm25:
             best_sentence = self._sentence_bm25(question, lang, [dense, sentences, lexical], same)
         return [dense, sentences, lexical, cognates, best_sentence]

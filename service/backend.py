@@ -7,9 +7,10 @@ free. Uvicorn's own workers were tried first, but a keep-alive connection stays
 with the worker that accepted it, and `qa bench` saw 8 clients split unevenly
 between two of them (5/3 in a quick run), one queueing while the other idled.
 
-Both answer with plain dicts (the JSON the routes return), computed by the
-same functions below from a ``ServiceState``; core errors keep their type
-across the process boundary, so the app maps them to the same status codes.
+Both answer with what the routes return (JSON-ready dicts, and for /ask the
+body already serialised), computed by the same functions below from a
+``ServiceState``; core errors keep their type across the process boundary, so
+the app maps them to the same status codes.
 """
 
 from __future__ import annotations
