@@ -32,6 +32,7 @@ class TracedQueryEncoder:
         self._model = model
         self._graph = graph
         self._inputs = input_names
+        self._after = list(model)[1:]  # pooling, normalisation: run as the model defines them
 
     @classmethod
     def build(cls, model) -> TracedQueryEncoder | None:
@@ -69,7 +70,7 @@ class TracedQueryEncoder:
         with torch.inference_mode():
             output = self._graph(**{name: features[name] for name in self._inputs})
             features["token_embeddings"] = output["last_hidden_state"] if isinstance(output, dict) else output[0]
-            for module in list(self._model)[1:]:
+            for module in self._after:
                 features = module(features)
         return features["sentence_embedding"].float().numpy()[0]
 

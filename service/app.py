@@ -87,7 +87,6 @@ def create_app(settings: Settings | None = None, state: ServiceState | None = No
         description="Ask a question, get the passages of the corpus that answer it, with exact offsets.",
         lifespan=lifespan,
     )
-    app.state.backend = backend
     app.state.settings = settings
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     _add_error_handlers(app)
