@@ -6,6 +6,7 @@ import logging
 import shutil
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -55,6 +56,7 @@ class _DocSpans:
     sentences: list[Span]
     chunk_ids: np.ndarray | None = None  # set when reused from the previous build
     sentence_ids: np.ndarray | None = None
+    lang: str | None = None  # the language detected by the previous build
 
 
 def build_settings(settings: Settings, encoder: Encoder) -> BuildSettings:
@@ -126,7 +128,6 @@ def _assemble(
     show_progress: bool,
 ) -> tuple[IndexData, int, int]:
     reusable = _reusable_spans(previous) if previous else {}
-    langs = [doc.metadata.get("lang") or detect_language(doc.text) for doc in documents]
     per_doc: list[_DocSpans] = []
     for doc in documents:
         key = (doc.doc_id, doc.content_hash)
@@ -134,12 +135,53 @@ def _assemble(
             reusable.get(key)
             or _DocSpans(chunk_spans(doc.text, wanted.chunk_size, wanted.chunk_overlap), split_sentences(doc.text))
         )
+    langs = [
+        doc.metadata.get("lang") or spans.lang or detect_language(doc.text)
+        for doc, spans in zip(documents, per_doc, strict=True)
+    ]
     chunks, chunk_new = _table(per_doc, "chunks", previous.chunks if previous else None)
     sentences, sentence_new = _table(per_doc, "sentences", previous.sentences if previous else None)
-    titled = wanted.title_in_passages
-    texts_chunks = [_passage_text(documents, chunks, row, titled) for row in chunk_new]
-    texts_sents = [_passage_text(documents, sentences, row) for row in sentence_new]
-    vectors = _embed(encoder, texts_chunks + texts_sents, settings.batch_size, show_progress)
+    # BM25 needs no vectors: build it on a second thread while the encoder runs,
+    # since much of the encoder's time is spent in numpy calls that release the GIL.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bm25") as pool:
+        lexical_future = pool.submit(_lexical_indexes, documents, langs, chunks, sentences, wanted, settings.bm25_k1)
+        new_rows = (chunk_new, sentence_new)
+        stores, embedded = _embed_new(
+            documents, (chunks, sentences), new_rows, previous, encoder, settings, show_progress
+        )
+        lexical, cognates, sentence_lexical = lexical_future.result()
+    if stores is None:  # the store kind must change: embed everything
+        return _assemble(documents, wanted, None, encoder, settings, show_progress)
+    chunk_store, sentence_store = stores
+    manifest = Manifest(
+        settings=wanted,
+        documents={doc.doc_id: doc.content_hash for doc in documents},
+        counts={"documents": len(documents), "chunks": len(chunks), "sentences": len(sentences)},
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+    data = IndexData(
+        manifest, list(documents), langs, chunks, sentences, chunk_store, sentence_store,
+        lexical, cognates, sentence_lexical,
+    )  # fmt: skip
+    reused = sum(1 for spans in per_doc if spans.chunk_ids is not None)
+    return data, reused, embedded
+
+
+def _embed_new(
+    documents: Sequence[Document],
+    tables: tuple[SpanTable, SpanTable],
+    new_rows: tuple[list[int], list[int]],
+    previous: IndexData | None,
+    encoder: Encoder,
+    settings: Settings,
+    show_progress: bool,
+) -> tuple[tuple[VectorStore, VectorStore] | None, int]:
+    """Embed the new (chunk, sentence) rows and update both stores; None when one must be rebuilt whole."""
+    chunks, sentences = tables
+    chunk_new, sentence_new = new_rows
+    texts = [passage_text(documents, chunks, row, settings.title_in_passages) for row in chunk_new]
+    texts += [passage_text(documents, sentences, row) for row in sentence_new]
+    vectors = _embed(encoder, texts, settings.batch_size, show_progress)
     chunk_store = _update_store(
         previous.chunk_vectors if previous else None,
         previous.chunks.ids if previous else None,
@@ -156,27 +198,28 @@ def _assemble(
         vectors[len(chunk_new) :],
         settings,
     )
-    if chunk_store is None or sentence_store is None:  # the store kind must change: embed everything
-        return _assemble(documents, wanted, None, encoder, settings, show_progress)
-    chunk_texts = [_passage_text(documents, chunks, row, titled) for row in range(len(chunks))]
+    if chunk_store is None or sentence_store is None:
+        return None, len(texts)
+    return (chunk_store, sentence_store), len(texts)
+
+
+def _lexical_indexes(
+    documents: Sequence[Document],
+    langs: list[str],
+    chunks: SpanTable,
+    sentences: SpanTable,
+    wanted: BuildSettings,
+    k1: float,
+) -> tuple[LexicalIndex, LexicalIndex, LexicalIndex]:
+    """Stemmed and prefix BM25 over passages, stemmed BM25 over sentences."""
+    chunk_texts = [passage_text(documents, chunks, row, wanted.title_in_passages) for row in range(len(chunks))]
     chunk_langs = [langs[d] for d in chunks.doc]
-    sentence_texts = [_passage_text(documents, sentences, row) for row in range(len(sentences))]
-    k1 = settings.bm25_k1
-    lexical = LexicalIndex.build(chunk_texts, chunk_langs, k1=k1)
-    cognates = LexicalIndex.build(chunk_texts, chunk_langs, analyzer="prefixes", k1=k1)
-    sentence_lexical = LexicalIndex.build(sentence_texts, [langs[d] for d in sentences.doc], k1=k1)
-    manifest = Manifest(
-        settings=wanted,
-        documents={doc.doc_id: doc.content_hash for doc in documents},
-        counts={"documents": len(documents), "chunks": len(chunks), "sentences": len(sentences)},
-        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+    sentence_texts = [passage_text(documents, sentences, row) for row in range(len(sentences))]
+    return (
+        LexicalIndex.build(chunk_texts, chunk_langs, k1=k1),
+        LexicalIndex.build(chunk_texts, chunk_langs, analyzer="prefixes", k1=k1),
+        LexicalIndex.build(sentence_texts, [langs[d] for d in sentences.doc], k1=k1),
     )
-    data = IndexData(
-        manifest, list(documents), langs, chunks, sentences, chunk_store, sentence_store,
-        lexical, cognates, sentence_lexical,
-    )  # fmt: skip
-    reused = sum(1 for spans in per_doc if spans.chunk_ids is not None)
-    return data, reused, len(vectors)
 
 
 def _reusable_spans(previous: IndexData) -> dict[tuple[str, str], _DocSpans]:
@@ -190,6 +233,7 @@ def _reusable_spans(previous: IndexData) -> dict[tuple[str, str], _DocSpans]:
             sentences=_spans(previous.sentences, s),
             chunk_ids=previous.chunks.ids[c],
             sentence_ids=previous.sentences.ids[s],
+            lang=previous.doc_langs[row],
         )
     return out
 
@@ -218,8 +262,8 @@ def _table(per_doc: list[_DocSpans], kind: str, previous: SpanTable | None) -> t
     return SpanTable.from_columns(ids, docs, starts, ends), new_rows
 
 
-def _passage_text(documents: Sequence[Document], table: SpanTable, row: int, titled: bool = False) -> str:
-    """The span's text; with ``titled``, its document title first (for embedding and BM25 only)."""
+def passage_text(documents: Sequence[Document], table: SpanTable, row: int, titled: bool = False) -> str:
+    """The text a build embeds and indexes for one span; with ``titled``, its document title first."""
     doc = documents[int(table.doc[row])]
     text = doc.text[int(table.start[row]) : int(table.end[row])]
     return f"{doc.title}\n\n{text}" if titled and doc.title else text

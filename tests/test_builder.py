@@ -77,9 +77,14 @@ def test_incremental_rebuild_embeds_only_changed_documents(tmp_path, encoder):
 def test_unchanged_rebuild_embeds_nothing_and_keeps_one_previous_build(tmp_path, encoder):
     make_corpus(tmp_path / "corpus")
     settings = make_settings(tmp_path)
-    for _ in range(3):
+    build_index(settings, encoder, show_progress=False)
+    first = live(settings)
+    for _ in range(2):
         report = build_index(settings, encoder, show_progress=False)
     assert report.embedded_texts == 0 and report.reused_documents == 3
+    again = live(settings)
+    assert again.doc_langs == first.doc_langs and len(again.lexical) == len(first.lexical)
+    assert np.array_equal(again.chunks.ids, first.chunks.ids)
     assert len([p for p in builds_dir(settings.index_dir).iterdir()]) <= 2
 
 
