@@ -50,8 +50,13 @@ def _mark(met) -> str:
     return {True: "met", False: "**not met**", None: "not measured"}[met]
 
 
+def _each(build: dict, key: str) -> str:
+    return ", ".join(str(x) for x in build.get(f"{key}_each", [build[key]]))
+
+
 def render_markdown(r: dict) -> str:
     b, h, p, m = r["build"], r["http"], r["peer"], r["machine"]
+    runs = b.get("runs", 1)
     lines = [
         f"# qa bench{' --quick' if r['quick'] else ''} ({r['started_at']})",
         "",
@@ -63,9 +68,11 @@ def render_markdown(r: dict) -> str:
         "| measure | value |",
         "|---|---|",
         f"| corpus | {b['documents']} documents, {b['chunks']} chunks, {b['sentences']} sentences |",
-        f"| full build | {b['full_s']} s: {b['full_texts_per_s']} texts/s, {b['full_chunks_per_s']} chunks/s |",
-        f"| raw encoder, same {b['embedded_texts']} texts, batch {b['batch_size']} | {b['raw_encoder_s']} s: "
-        f"{b['raw_texts_per_s']} texts/s, {b['raw_chunks_per_s']} chunks/s |",
+        f"| full build, median of {runs} | {b['full_s']} s: {b['full_texts_per_s']} texts/s, "
+        f"{b['full_chunks_per_s']} chunks/s (runs: {_each(b, 'full_s')}) |",
+        f"| raw encoder, same {b['embedded_texts']} texts, batch {b['batch_size']}, median of {runs} | "
+        f"{b['raw_encoder_s']} s: {b['raw_texts_per_s']} texts/s, {b['raw_chunks_per_s']} chunks/s "
+        f"(runs: {_each(b, 'raw_encoder_s')}) |",
         f"| build / raw encoder throughput | {b['build_vs_raw']} |",
         f"| incremental, {b['incremental_changed_docs']} document(s) changed | {b['incremental_s']} s "
         f"({b['incremental_embedded_texts']} texts embedded), {b['incremental_vs_full']} of full |",
