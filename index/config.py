@@ -60,6 +60,10 @@ class Settings(BaseSettings):
         50_000, ge=1, description="Vector count above which FAISS switches to an approximate index."
     )
     search: SearchParams = Field(default_factory=SearchParams)
+    ask_batch: int = Field(
+        4, ge=1, le=64, description="With `qa serve --workers N`: most waiting questions one search process "
+        "encodes together (1: one at a time).",
+    )
     api_token: SecretStr | None = Field(None, description="Bearer token for admin endpoints.")
     max_question_chars: int = Field(2000, ge=1)
     max_k: int = Field(50, ge=1)

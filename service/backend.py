@@ -22,13 +22,15 @@ import os
 import signal
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
+from functools import partial
 
 from starlette.concurrency import run_in_threadpool
 from threadpoolctl import threadpool_limits
 
 from index.config import Settings
-from index.errors import IndexMissingError
-from index.searcher import Searcher
+from index.errors import IndexMissingError, InvalidQueryError, QAError
+from index.searcher import Searcher, SearchResult
+from service.batching import AskBatcher
 from service.state import ServiceState
 
 
@@ -55,10 +57,30 @@ def answer(state: ServiceState, question: str, k: int) -> tuple[bytes, str]:
     front of a pool only relays bytes.
     """
     searcher = live_searcher(state)
-    result = searcher.search(question, k)
+    return _body(searcher.search(question, k)), build_name(searcher)
+
+
+def answer_many(state: ServiceState, asks: list[tuple[str, int]]) -> list[tuple[bytes, str] | QAError]:
+    """``answer`` for each (question, k), encoding the questions together; a failed one is its error."""
+    searcher = live_searcher(state)
+    try:
+        results = searcher.search_batch(asks)
+    except InvalidQueryError:  # one bad question must not fail the others
+        return [_answer_or_error(state, question, k) for question, k in asks]
+    return [(_body(result), build_name(searcher)) for result in results]
+
+
+def _answer_or_error(state: ServiceState, question: str, k: int) -> tuple[bytes, str] | QAError:
+    try:
+        return answer(state, question, k)
+    except QAError as exc:
+        return exc
+
+
+def _body(result: SearchResult) -> bytes:
     passages = [asdict(passage) for passage in result.passages]
     payload = {"question": result.question, "passages": passages, "took_ms": round(result.took_ms, 2)}
-    return json.dumps(payload, ensure_ascii=False).encode(), build_name(searcher)
+    return json.dumps(payload, ensure_ascii=False).encode()
 
 
 def document(state: ServiceState, doc_id: str) -> dict:
@@ -131,6 +153,7 @@ class PoolBackend:
             initializer=_start_worker,
             initargs=(settings,),
         )
+        self._batcher = AskBatcher(partial(self._run, _in_worker, answer_many), processes, settings.ask_batch)
 
     async def start(self) -> None:
         """Start every search process and wait until each has loaded the index (or found none)."""
@@ -143,7 +166,7 @@ class PoolBackend:
         await asyncio.get_running_loop().run_in_executor(None, self._executor.shutdown)
 
     async def ask(self, question: str, k: int) -> tuple[bytes, str]:
-        return await self._run(_in_worker, answer, question, k)
+        return await self._batcher.ask(question, k)
 
     async def document(self, doc_id: str) -> dict:
         return await self._run(_in_worker, document, doc_id)

@@ -11,7 +11,7 @@ import pytest
 from index.builder import build_index
 from index.corpus import load_corpus
 from index.encoders import load_encoder
-from index.errors import IndexCorruptError, IndexMismatchError, IndexMissingError
+from index.errors import IndexCorruptError, IndexMismatchError, IndexMissingError, InvalidQueryError
 from index.searcher import Searcher
 from index.spans import chunk_spans, split_sentences
 from index.store import builds_dir, read_index, resolve_live
@@ -122,3 +122,22 @@ def test_damaged_index_files_are_named(tmp_path, encoder):
 def test_missing_index_says_how_to_build(tmp_path):
     with pytest.raises(IndexMissingError, match="qa build"):
         resolve_live(tmp_path / "none")
+
+
+def test_a_batch_of_questions_finds_what_each_finds_alone(tmp_path, encoder):
+    make_corpus(tmp_path / "corpus")
+    settings = make_settings(tmp_path)
+    build_index(settings, encoder, show_progress=False)
+    searcher = Searcher(live(settings), encoder)
+    asks = [("Who mediated the talks?", 3), ("Quel temps fait-il à Lyon ?", 1), ("  Qui accompagne Witkoff ? ", 2)]
+    together = searcher.search_batch(asks)
+    for (question, k), result in zip(asks, together, strict=True):
+        alone = searcher.search(question, k)
+        assert result.question == question.strip() and len(result.passages) == k
+        spans = [(p.doc_id, p.start, p.end) for p in result.passages]
+        assert spans == [(p.doc_id, p.start, p.end) for p in alone.passages]
+        assert [p.score for p in result.passages] == pytest.approx([p.score for p in alone.passages], abs=1e-5)
+        assert result.took_ms > 0
+    assert searcher.search_batch([]) == []
+    with pytest.raises(InvalidQueryError):
+        searcher.search_batch([("fine", 1), (" ", 1)])

@@ -59,7 +59,8 @@ def test_search_processes_answer_like_one_process_and_keep_error_codes(tmp_path)
         def ask(question: str) -> list:
             response = httpx.post(f"{server.url}/ask", json={"question": question, "k": 3}, timeout=60)
             assert response.status_code == 200, response.text
-            return [(p["doc_id"], p["start"], p["end"], p["score"]) for p in response.json()["passages"]]
+            # Questions that arrive together are encoded in one batch, which moves scores in the 7th digit.
+            return [(p["doc_id"], p["start"], p["end"], round(p["score"], 4)) for p in response.json()["passages"]]
 
         sequential = [ask(q) for q in questions]
         with ThreadPoolExecutor(8) as pool:
