@@ -3,18 +3,42 @@
 A ranked list is a mapping ``{row: score}`` from one retriever. Fusion works
 on rows that any list found; a row missing from a list gets that list's
 lowest score, the most a retriever can vouch for an item it did not return.
+The retrievers' lists are ``ScoredRows``: the same mapping kept as two numpy
+arrays, since every function here computes on arrays anyway.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
 
 Ranked = Mapping[int, float]
 
 
-def top_k(scores: np.ndarray, k: int, allowed: np.ndarray | None = None) -> Ranked:
+class ScoredRows(Mapping[int, float]):
+    """A ranked list as aligned arrays of distinct rows and their scores; reads as a ``{row: score}`` mapping."""
+
+    __slots__ = ("_lookup", "rows", "scores")
+
+    def __init__(self, rows: np.ndarray | Sequence[int], scores: np.ndarray | Sequence[float]) -> None:
+        self.rows = np.asarray(rows, dtype=np.int64)
+        self.scores = np.asarray(scores, dtype=np.float64)
+        self._lookup: dict[int, float] | None = None
+
+    def __getitem__(self, row: int) -> float:
+        if self._lookup is None:
+            self._lookup = dict(zip(self.rows.tolist(), self.scores.tolist(), strict=True))
+        return self._lookup[row]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.rows.tolist())
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+def top_k(scores: np.ndarray, k: int, allowed: np.ndarray | None = None) -> ScoredRows:
     """The ``k`` best entries of a non-negative score array, as a ranked list (ties: lower row first).
 
     Only rows that scored are partitioned, which keeps this cheap at a million
@@ -27,14 +51,14 @@ def top_k(scores: np.ndarray, k: int, allowed: np.ndarray | None = None) -> Rank
     if allowed is not None:
         rows = rows[allowed[rows]]
     if not len(rows):
-        return {}
+        return ScoredRows([], [])
     if len(rows) < min(k, len(scores)):
         rows = np.append(rows, np.flatnonzero(scores <= 0)[0])
     k = min(k, len(rows))
     values = scores[rows]
     part = np.argpartition(-values, k - 1)[:k]
     order = rows[part[np.lexsort((rows[part], -values[part]))]]
-    return {int(row): float(scores[row]) for row in order}
+    return ScoredRows(order, scores[order])
 
 
 def minmax(ranked: Ranked) -> dict[int, float]:
@@ -50,7 +74,7 @@ def fill_missing(ranked: Ranked, rows: Sequence[int] | np.ndarray) -> np.ndarray
 
 def weighted_fusion(
     lists: Sequence[Ranked], weights: Sequence[np.ndarray | float], rows: Sequence[int] | np.ndarray | None = None
-) -> dict[int, float]:
+) -> ScoredRows:
     """Sum of min-max normalised scores times weights; a weight may differ per candidate row.
 
     ``weights[i]`` is either one number for list ``i`` or an array aligned with
@@ -62,13 +86,24 @@ def weighted_fusion(
     for ranked, weight in zip(lists, weights, strict=True):
         keys, scores = _arrays(ranked)
         total += np.asarray(weight, dtype=np.float64) * _spread(keys, _scaled(scores), rows)
-    return dict(zip(rows.tolist(), total.tolist(), strict=True))
+    return ScoredRows(rows, total)
 
 
 def candidate_rows(lists: Sequence[Ranked]) -> np.ndarray:
     """Sorted union of the rows of every list."""
     keys = [_arrays(ranked)[0] for ranked in lists]
-    return np.unique(np.concatenate(keys)) if keys else np.zeros(0, dtype=np.int64)
+    return sorted_unique(np.concatenate(keys)) if keys else np.zeros(0, dtype=np.int64)
+
+
+def sorted_unique(values: np.ndarray) -> np.ndarray:
+    """``np.unique`` for a few thousand integers, by sorting: numpy 2's hash-based unique is ~10x slower here."""
+    values = np.sort(values)
+    if len(values) < 2:
+        return values
+    keep = np.empty(len(values), dtype=bool)
+    keep[0] = True
+    np.not_equal(values[1:], values[:-1], out=keep[1:])
+    return values[keep]
 
 
 def reciprocal_rank_fusion(lists: Sequence[Ranked], k: int = 60) -> dict[int, float]:
@@ -88,14 +123,15 @@ def best(fused: Mapping[int, float], k: int) -> list[tuple[int, float]]:
     return list(zip(rows[order].tolist(), scores[order].tolist(), strict=True))
 
 
-def max_by_group(groups: np.ndarray, scores: np.ndarray) -> Ranked:
+def max_by_group(groups: np.ndarray, scores: np.ndarray) -> ScoredRows:
     """Highest score per group id, e.g. the best sentence of each passage."""
     groups, scores = np.asarray(groups, dtype=np.int64), np.asarray(scores, dtype=np.float64)
-    order = np.lexsort((-scores, groups))  # by group, best score first within each
-    first = np.ones(len(order), dtype=bool)
-    first[1:] = groups[order][1:] != groups[order][:-1]
-    kept = order[first]
-    return dict(zip(groups[kept].tolist(), scores[kept].tolist(), strict=True))
+    if not len(groups):
+        return ScoredRows([], [])
+    order = np.argsort(groups, kind="stable")  # callers pass groups nearly sorted: a stable sort is quick
+    groups, scores = groups[order], scores[order]
+    starts = np.flatnonzero(np.concatenate(([True], groups[1:] != groups[:-1])))
+    return ScoredRows(groups[starts], np.maximum.reduceat(scores, starts))
 
 
 def _scaled(scores: np.ndarray) -> np.ndarray:
@@ -121,6 +157,8 @@ def _spread(keys: np.ndarray, scores: np.ndarray, rows: np.ndarray) -> np.ndarra
 
 def _arrays(ranked: Mapping[int, float]) -> tuple[np.ndarray, np.ndarray]:
     """The rows and scores of a ranked list as two arrays."""
+    if isinstance(ranked, ScoredRows):
+        return ranked.rows, ranked.scores
     n = len(ranked)
     return (
         np.fromiter(ranked.keys(), dtype=np.int64, count=n),

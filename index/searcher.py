@@ -12,7 +12,16 @@ from tqdm.auto import tqdm
 from index.config import SearchParams
 from index.encoders import Encoder
 from index.errors import DocumentNotFoundError, IndexMismatchError, InvalidQueryError
-from index.fusion import Ranked, best, candidate_rows, max_by_group, top_k, weighted_fusion
+from index.fusion import (
+    Ranked,
+    ScoredRows,
+    best,
+    candidate_rows,
+    max_by_group,
+    sorted_unique,
+    top_k,
+    weighted_fusion,
+)
 from index.highlight import pick_sentence
 from index.language import detect_language
 from index.lexical import tokenize_query
@@ -133,7 +142,7 @@ class Searcher:
         chunk_scores, chunk_ids = self.data.chunk_vectors.search(query[None, :], p.pool)
         valid = chunk_ids[0] >= 0
         chunk_rows = self.data.chunks.rows_of_ids(chunk_ids[0][valid])
-        dense = dict(zip(chunk_rows.tolist(), chunk_scores[0][valid].tolist(), strict=True))
+        dense = ScoredRows(chunk_rows, chunk_scores[0][valid])
         sentences = self._sentence_list(query)
         same = self._same_language_rows(lang)
         lexical: Ranked = {}
@@ -149,7 +158,7 @@ class Searcher:
             best_sentence = self._sentence_bm25(question, lang, [dense, sentences, lexical], same)
         return [dense, sentences, lexical, cognates, best_sentence]
 
-    def fuse(self, lists: list[Ranked]) -> dict[int, float]:
+    def fuse(self, lists: list[Ranked]) -> Ranked:
         """Weighted sum of the min-max normalised lists of ``retrieve``."""
         p = self.params
         weights = [p.chunk_dense, p.sentence_dense, p.bm25_same_language, p.bm25_cross_language, p.sentence_bm25]
@@ -180,7 +189,7 @@ class Searcher:
             candidates = candidates[same[candidates]]
         first = self._links.chunk_first_sentence[candidates]
         counts = np.maximum(self._links.chunk_last_sentence[candidates] - first + 1, 0)
-        rows = np.unique(np.repeat(first, counts) + _ranges(counts))
+        rows = sorted_unique(np.repeat(first, counts) + _ranges(counts))
         scores = self.data.sentence_lexical.scores_of_rows(question, lang, rows)
         return self._best_per_passage(rows[scores > 0], scores[scores > 0])
 

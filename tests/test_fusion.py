@@ -6,7 +6,17 @@ import numpy as np
 import pytest
 
 from index.evaluation.metrics import contains_answer, contains_span, first_hit, hit_at, hit_curve, mrr_at
-from index.fusion import best, fill_missing, max_by_group, minmax, reciprocal_rank_fusion, top_k, weighted_fusion
+from index.fusion import (
+    ScoredRows,
+    best,
+    fill_missing,
+    max_by_group,
+    minmax,
+    reciprocal_rank_fusion,
+    sorted_unique,
+    top_k,
+    weighted_fusion,
+)
 
 
 def test_top_k_orders_best_first_with_stable_ties():
@@ -73,3 +83,19 @@ def test_first_hit_and_containment():
 def test_top_k_keeps_only_allowed_rows():
     allowed = np.array([True, False, True, True])
     assert top_k(np.array([0.5, 0.9, 0.0, 0.2]), 2, allowed=allowed) == {0: 0.5, 3: 0.2}
+
+
+def test_scored_rows_read_as_the_mapping_they_hold_and_fuse_like_a_dict():
+    rows = ScoredRows(np.array([4, 1, 9]), np.array([0.9, 0.5, 0.1]))
+    assert rows == {4: 0.9, 1: 0.5, 9: 0.1} and list(rows.items()) == [(4, 0.9), (1, 0.5), (9, 0.1)]
+    assert rows[1] == 0.5 and len(rows) == 3 and 7 not in rows
+    other = {1: 2.0, 7: 1.0}
+    from_arrays = weighted_fusion([rows, other], [0.5, 0.5])
+    assert from_arrays == weighted_fusion([dict(rows), other], [0.5, 0.5])
+    assert best(from_arrays, 2) == best(dict(from_arrays), 2)
+
+
+def test_sorted_unique_is_numpy_unique():
+    rng = np.random.default_rng(3)
+    for values in (np.array([], dtype=np.int64), np.array([5]), rng.integers(0, 50, 200), np.repeat([3, 1, 2], 4)):
+        assert sorted_unique(values).tolist() == np.unique(values).tolist()
