@@ -43,8 +43,24 @@ class SpanTable:
 
     def rows_of_ids(self, ids: np.ndarray) -> np.ndarray:
         """Row of each id (ids must exist in the table)."""
+        lookup = self._row_by_id
+        if lookup is not None:
+            return lookup[ids]
         order, sorted_ids = self._id_order
         return order[np.searchsorted(sorted_ids, ids)]
+
+    @cached_property
+    def _row_by_id(self) -> np.ndarray | None:
+        """Row of every id from 0 to the largest, when ids are that dense (a build numbers them so).
+
+        One memory access per id instead of a binary search through all ids,
+        which at 400k sentences costs a cache miss per step.
+        """
+        if not len(self.ids) or self.ids.min() < 0 or self.ids.max() >= 2 * len(self.ids) + 1024:
+            return None
+        lookup = np.full(int(self.ids.max()) + 1, -1, dtype=np.int64)
+        lookup[self.ids] = np.arange(len(self.ids), dtype=np.int64)
+        return lookup
 
     @cached_property
     def _id_order(self) -> tuple[np.ndarray, np.ndarray]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from itertools import pairwise
 
+import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -84,3 +85,12 @@ def test_french_abbreviations_do_not_end_sentences():
 def test_span_helpers():
     assert len(Span(3, 10)) == 7
     assert Span(0, 10).contains(Span(2, 5)) and not Span(2, 5).contains(Span(0, 10))
+
+
+def test_rows_of_ids_with_dense_and_with_sparse_ids():
+    from index.tables import SpanTable
+
+    dense = SpanTable.from_columns([2, 0, 1, 3], [0, 0, 1, 1], [0, 5, 0, 5], [5, 9, 5, 9])
+    assert dense.rows_of_ids(np.array([0, 3, 2])).tolist() == [1, 3, 0]
+    sparse = SpanTable.from_columns([10**9, 7, 10**6], [0, 0, 1], [0, 5, 0], [5, 9, 5])
+    assert sparse.rows_of_ids(np.array([7, 10**9, 10**6])).tolist() == [1, 0, 2]
