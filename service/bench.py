@@ -19,6 +19,7 @@ import tempfile
 import time
 from dataclasses import replace
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 from index.builder import build_from_documents, passage_text
@@ -30,9 +31,9 @@ from index.evaluation.runner import evaluate
 from index.searcher import Searcher
 from index.store import read_index, resolve_live
 from service.bench_http import run_http
-from service.bench_peer import run_peer
+from service.bench_peer import interleaved_latency, run_peer
 from service.bench_report import render_markdown, targets
-from service.bench_scale import peak_rss_mb, percentiles, timed_searches
+from service.bench_scale import peak_rss_mb
 
 EVAL = Path(__file__).resolve().parent.parent.parent / "shared" / "eval"  # ../shared/eval from the project root
 SIGMA = 0.02  # per-dimension noise of synthetic vector copies (cosine ~0.9 to the original)
@@ -189,12 +190,20 @@ def _embedded_texts(data, titled: bool) -> list[str]:
 
 def _bench_peer(documents, piaf_questions, questions, settings, encoder, base_dir: Path, work: Path) -> dict:
     eval_set = EvalSet("piaf-dev", piaf_questions, documents)
-    out = {"ours_default": _ours(eval_set, questions, settings.search, encoder, base_dir, None)}
+    ours_default = Searcher(read_index(resolve_live(base_dir)), encoder, settings.search)
+    out = {"ours_default": _ours(eval_set, ours_default, {})}
+    out["ours_default"].update(interleaved_latency({"ours": partial(ours_default.search, k=5)}, questions)["ours"])
     minilm_settings = settings.model_copy(update={"model": "minilm", "index_dir": work / "minilm" / "index"})
     minilm = load_encoder("minilm")
-    out["ours_minilm"] = _ours(eval_set, questions, settings.search, minilm, None, (documents, minilm_settings))
+    report = build_from_documents(documents, minilm_settings, minilm, show_progress=False)
+    built = {"build_s": round(report.seconds, 2), "chunks": report.chunks, "embedded_texts": report.embedded_texts}
     data = read_index(resolve_live(minilm_settings.index_dir))
-    out["langchain_minilm"] = run_peer(data, piaf_questions, questions)
+    ours_minilm = Searcher(data, minilm, settings.search)
+    out["ours_minilm"] = _ours(eval_set, ours_minilm, built)
+    out["langchain_minilm"], peer_search = run_peer(data, piaf_questions)
+    latency = interleaved_latency({"ours": partial(ours_minilm.search, k=5), "peer": peer_search}, questions)
+    out["ours_minilm"].update(latency["ours"])
+    out["langchain_minilm"].update(latency["peer"])
     peer, ours = out["langchain_minilm"], out["ours_minilm"]
     out["ratios"] = {
         "p50_ours_minilm_over_peer": round(ours["search"]["p50_ms"] / peer["search"]["p50_ms"], 3),
@@ -206,21 +215,10 @@ def _bench_peer(documents, piaf_questions, questions, settings, encoder, base_di
     return out
 
 
-def _ours(eval_set, questions, params, encoder, index_dir: Path | None, build) -> dict:
-    out = {"model": encoder.name}
-    if build is not None:
-        documents, build_settings = build
-        report = build_from_documents(documents, build_settings, encoder, show_progress=False)
-        out.update(build_s=round(report.seconds, 2), chunks=report.chunks, embedded_texts=report.embedded_texts)
-        index_dir = build_settings.index_dir
-    searcher = Searcher(read_index(resolve_live(index_dir)), encoder, params)
-    for question in questions[:10]:
-        searcher.search(question, 5)
-    timings, cpu = timed_searches(searcher, questions)
+def _ours(eval_set, searcher: Searcher, built: dict) -> dict:
     score = evaluate(eval_set, searcher, k=5, show_progress=False)
-    out.update(search=percentiles(timings), search_cpu=percentiles(cpu))
-    out.update({"hit@1": round(score.hit_at_1, 4), "hit@5": round(score.hit_at_5, 4)})
-    out["questions"] = score.n
+    out = {"model": searcher.encoder.name, **built}
+    out.update({"hit@1": round(score.hit_at_1, 4), "hit@5": round(score.hit_at_5, 4), "questions": score.n})
     return out
 
 
