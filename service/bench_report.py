@@ -74,8 +74,9 @@ def render_markdown(r: dict) -> str:
         f"{b['raw_encoder_s']} s: {b['raw_texts_per_s']} texts/s, {b['raw_chunks_per_s']} chunks/s "
         f"(runs: {_each(b, 'raw_encoder_s')}) |",
         f"| build / raw encoder throughput | {b['build_vs_raw']} |",
-        f"| incremental, {b['incremental_changed_docs']} document(s) changed | {b['incremental_s']} s "
-        f"({b['incremental_embedded_texts']} texts embedded), {b['incremental_vs_full']} of full |",
+        f"| incremental, {b['incremental_changed_docs']} document(s) changed, median of {runs} "
+        f"| {b['incremental_s']} s ({b['incremental_embedded_texts']} texts embedded, runs: "
+        f"{_each(b, 'incremental_s')}), {b['incremental_vs_full']} of full |",
         "",
         "## In-process search (Searcher.search: encoding, hybrid retrieval, highlight; k=5)",
         "",
