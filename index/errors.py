@@ -47,3 +47,7 @@ class EvalDataError(QAError):
 
 class BuildInProgressError(QAError):
     """Another build is already running against the same index directory."""
+
+
+class SearchUnavailableError(QAError):
+    """A search process stopped; the server is starting new ones."""

@@ -25,6 +25,7 @@ from index.errors import (
     InvalidQueryError,
     ModelUnavailableError,
     QAError,
+    SearchUnavailableError,
 )
 from service.backend import LocalBackend, PoolBackend
 from service.limits import BodySizeLimit
@@ -40,6 +41,7 @@ STATUS = {
     DocumentNotFoundError: 404,
     IndexMissingError: 503,
     ModelUnavailableError: 503,
+    SearchUnavailableError: 503,
     BuildInProgressError: 409,
     EmptyCorpusError: 409,
     CorpusNotFoundError: 409,
@@ -50,7 +52,7 @@ ERRORS = {
     404: {"model": ErrorOut, "description": "Unknown document"},
     409: {"model": ErrorOut, "description": "A rebuild is already running, or the corpus is unusable"},
     413: {"model": ErrorOut, "description": "Request body too large"},
-    503: {"model": ErrorOut, "description": "No index loaded"},
+    503: {"model": ErrorOut, "description": "No index loaded, or a search process is being replaced"},
 }
 
 

@@ -16,11 +16,14 @@ the app maps them to the same status codes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 import multiprocessing
 import os
 import signal
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict
 from functools import partial
 
@@ -28,10 +31,12 @@ from starlette.concurrency import run_in_threadpool
 from threadpoolctl import threadpool_limits
 
 from index.config import Settings
-from index.errors import IndexMissingError, InvalidQueryError, QAError
+from index.errors import IndexMissingError, InvalidQueryError, QAError, SearchUnavailableError
 from index.searcher import Searcher, SearchResult
 from service.batching import AskBatcher
 from service.state import ServiceState
+
+log = logging.getLogger(__name__)
 
 
 def build_name(searcher: Searcher) -> str:
@@ -147,20 +152,19 @@ class PoolBackend:
 
     def __init__(self, settings: Settings, processes: int) -> None:
         self.processes = processes
-        self._executor = ProcessPoolExecutor(
-            processes,
-            mp_context=multiprocessing.get_context("spawn"),  # the server has threads: never fork it
-            initializer=_start_worker,
-            initargs=(settings,),
-        )
+        self._settings = settings
+        self._executor = self._new_pool()
+        self._restarting: asyncio.Future | None = None
+        self._pids: dict[ProcessPoolExecutor, set[int]] = {}  # the search processes of each pool
         self._batcher = AskBatcher(partial(self._run, _in_worker, answer_many), processes, settings.ask_batch)
 
     async def start(self) -> None:
         """Start every search process and wait until each has loaded the index (or found none)."""
-        pids = set()
+        executor, pids = self._executor, set()
         while len(pids) < self.processes:
             batch = [self._run(_ready) for _ in range(self.processes)]
             pids.update(await asyncio.gather(*batch))
+        self._pids[executor] = pids
 
     async def stop(self) -> None:
         await asyncio.get_running_loop().run_in_executor(None, self._executor.shutdown)
@@ -178,7 +182,41 @@ class PoolBackend:
         return await self._run(_in_worker, rebuild)
 
     async def _run(self, function, *args):
-        return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
+        executor = self._executor
+        try:
+            return await asyncio.get_running_loop().run_in_executor(executor, function, *args)
+        except BrokenProcessPool as exc:
+            self._replace(executor)
+            raise SearchUnavailableError(
+                "a search process stopped (killed, or out of memory); new ones are loading the index: "
+                "retry in a few seconds"
+            ) from exc
+
+    async def _restart(self) -> None:
+        """Have every new search process load the index now, not on its first request."""
+        try:
+            await self.start()
+        except QAError as exc:
+            log.error("new search processes failed: %s", exc)
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            self.processes,
+            mp_context=multiprocessing.get_context("spawn"),  # the server has threads: never fork it
+            initializer=_start_worker,
+            initargs=(self._settings,),
+        )
+
+    def _replace(self, broken: ProcessPoolExecutor) -> None:
+        """Swap a pool that lost a process for a new one (once, however many requests saw it break)."""
+        if self._executor is broken:
+            log.error("a search process died: starting %d new search processes", self.processes)
+            broken.shutdown(wait=False, cancel_futures=True)
+            for pid in self._pids.pop(broken, ()):  # the survivors ignore SIGTERM, which the pool sends them
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            self._executor = self._new_pool()
+            self._restarting = asyncio.ensure_future(self._restart())
 
 
 _worker_state: ServiceState | None = None  # the search process's own state

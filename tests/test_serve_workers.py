@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -74,6 +77,48 @@ def test_search_processes_answer_like_one_process_and_keep_error_codes(tmp_path)
         rebuilt = httpx.post(f"{server.url}/index/rebuild", headers={"Authorization": "Bearer tok-2"}, timeout=120)
         assert rebuilt.status_code == 200 and rebuilt.json()["documents"] == 3
         assert httpx.post(f"{server.url}/index/rebuild").status_code == 401
+        assert server.terminate() == 0
+    finally:
+        server.close()
+
+
+def search_processes(server_pid: int) -> list[int]:
+    """The pool's search processes: children of the server started by multiprocessing's spawn."""
+    pids = []
+    for task in Path(f"/proc/{server_pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+            if b"spawn_main" in cmdline:
+                pids.append(int(child))
+    return pids
+
+
+def test_a_killed_search_process_costs_a_503_then_new_ones_answer(tmp_path):
+    corpus = make_corpus(tmp_path / "corpus")
+    index = tmp_path / "index"
+    assert run_qa("build", "--corpus", str(corpus), "--index", str(index), "--quiet").returncode == 0
+    server = QAServe(index, tmp_path / "serve.log", QA_WORKERS="2")
+    ask = {"question": "Who mediated the talks?", "k": 1}
+    try:
+        server.wait_ready()
+        before = search_processes(server.proc.pid)
+        assert len(before) == 2
+        os.kill(before[0], signal.SIGKILL)
+        time.sleep(0.5)
+        statuses = []
+        deadline = time.monotonic() + 90
+        while not statuses or statuses[-1] != 200:
+            assert time.monotonic() < deadline, f"no answer after the pool broke:\n{server.log()}"
+            response = httpx.post(f"{server.url}/ask", json=ask, timeout=60)
+            statuses.append(response.status_code)
+            if response.status_code == 503:
+                assert "search process stopped" in response.json()["detail"]
+        assert set(statuses) <= {200, 503}, statuses
+        assert response.json()["passages"][0]["doc_id"] == "oman-iran-us-talks-2026-02-06.fr.txt"
+        while len(after := search_processes(server.proc.pid)) != 2:  # the pool starts both, not just one
+            assert time.monotonic() < deadline, f"search processes: {after}\n{server.log()}"
+            time.sleep(0.2)
+        assert not set(after) & set(before)
         assert server.terminate() == 0
     finally:
         server.close()
