@@ -96,7 +96,7 @@ def candidate_rows(lists: Sequence[Ranked]) -> np.ndarray:
 
 
 def sorted_unique(values: np.ndarray) -> np.ndarray:
-    """``np.unique`` for a few thousand integers, by sorting: numpy 2's hash-based unique is ~10x slower here."""
+    """``np.unique`` for a few thousand integers, by sorting: numpy 2's hash-based unique is slower at this size."""
     values = np.sort(values)
     if len(values) < 2:
         return values
