@@ -22,6 +22,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict
@@ -147,6 +148,9 @@ class LocalBackend:
         return await run_in_threadpool(rebuild, self.state)
 
 
+RESTART_INTERVAL = 5.0  # seconds between two replacements of a broken pool
+
+
 class PoolBackend:
     """One HTTP process in front of ``processes`` search processes, each with the index loaded."""
 
@@ -155,6 +159,7 @@ class PoolBackend:
         self._settings = settings
         self._executor = self._new_pool()
         self._restarting: asyncio.Future | None = None
+        self._replaced_at = -RESTART_INTERVAL
         self._pids: dict[ProcessPoolExecutor, set[int]] = {}  # the search processes of each pool
         self._batcher = AskBatcher(partial(self._run, _in_worker, answer_many), processes, settings.ask_batch)
 
@@ -188,8 +193,8 @@ class PoolBackend:
         except BrokenProcessPool as exc:
             self._replace(executor)
             raise SearchUnavailableError(
-                "a search process stopped (killed, or out of memory); new ones are loading the index: "
-                "retry in a few seconds"
+                "a search process stopped (killed, out of memory, or the index failed to load: see the server "
+                "log); new ones are starting: retry in a few seconds"
             ) from exc
 
     async def _restart(self) -> None:
@@ -208,8 +213,15 @@ class PoolBackend:
         )
 
     def _replace(self, broken: ProcessPoolExecutor) -> None:
-        """Swap a pool that lost a process for a new one (once, however many requests saw it break)."""
-        if self._executor is broken:
+        """Swap a pool that lost a process for a new one (once, however many requests saw it break).
+
+        Not more often than every ``RESTART_INTERVAL`` seconds: a pool whose new processes
+        fail at once (an index that no longer loads, say) is retried on a later request,
+        not in a loop.
+        """
+        now = time.monotonic()
+        if self._executor is broken and now - self._replaced_at >= RESTART_INTERVAL:
+            self._replaced_at = now
             log.error("a search process died: starting %d new search processes", self.processes)
             broken.shutdown(wait=False, cancel_futures=True)
             for pid in self._pids.pop(broken, ()):  # the survivors ignore SIGTERM, which the pool sends them
