@@ -151,16 +151,7 @@ def _bench_build(documents, settings: Settings, encoder, runs: int, scratch: Pat
         raw_s.append(time.perf_counter() - t0)
     shutil.rmtree(scratch, ignore_errors=True)
     full_median, raw_median = statistics.median(full_s), statistics.median(raw_s)
-    changed = max(1, math.ceil(len(documents) / 100))
-    incremental_s = []
-    for run in range(runs):  # each run edits the same 1% of the documents anew
-        edited = list(documents)
-        for i in range(changed):
-            doc = edited[i * len(edited) // changed]
-            added = f"\n\nCe paragraphe a été ajouté pour le test numéro {run + 1}."
-            edited[edited.index(doc)] = replace(doc, text=doc.text + added)
-        incremental = build_from_documents(edited, settings, encoder, show_progress=False)
-        incremental_s.append(incremental.seconds)
+    incremental_s, changed, incremental_texts = _bench_incremental(documents, settings, encoder, runs)
     incremental_median = statistics.median(incremental_s)
     count = full.embedded_texts
     return {
@@ -181,11 +172,27 @@ def _bench_build(documents, settings: Settings, encoder, runs: int, scratch: Pat
         "raw_chunks_per_s": round(full.chunks / raw_median, 1),
         "build_vs_raw": round(raw_median / full_median, 3),
         "incremental_changed_docs": changed,
-        "incremental_embedded_texts": incremental.embedded_texts,
+        "incremental_embedded_texts": incremental_texts,
         "incremental_s": round(incremental_median, 2),
         "incremental_s_each": [round(x, 2) for x in incremental_s],
         "incremental_vs_full": round(incremental_median / full_median, 4),
     }
+
+
+def _bench_incremental(documents, settings: Settings, encoder, runs: int) -> tuple[list[float], int, int]:
+    """Seconds of ``runs`` rebuilds of the live index, each with the same 1% of the documents edited anew."""
+    changed = max(1, math.ceil(len(documents) / 100))
+    seconds, embedded = [], 0
+    for run in range(runs):
+        edited = list(documents)
+        for i in range(changed):
+            at = i * len(edited) // changed
+            added = f"\n\nCe paragraphe a été ajouté pour le test numéro {run + 1}."
+            edited[at] = replace(edited[at], text=edited[at].text + added)
+        report = build_from_documents(edited, settings, encoder, show_progress=False)
+        seconds.append(report.seconds)
+        embedded = report.embedded_texts
+    return seconds, changed, embedded
 
 
 def _embedded_texts(data, titled: bool) -> list[str]:
