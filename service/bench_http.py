@@ -59,11 +59,11 @@ def run_http(
         _wait_ready(url, server, timeout=300, log=log)
         startup = time.perf_counter() - began
         _load(url, questions, clients, min(seconds, 3.0))  # warm-up, not counted
-        probe = lambda: connections_per_worker(port, _process_tree(server.pid))  # noqa: E731
+        probe = lambda: connections_per_worker(port, process_tree(server.pid))  # noqa: E731
         result = _median([_load(url, questions, clients, seconds, probe) for _ in range(runs)])
         result["server_startup_s"] = round(startup, 1)
         result["workers"] = WORKERS
-        result["server_peak_rss_mb"] = round(sum(peak_rss_mb(pid) for pid in _process_tree(server.pid)), 0)
+        result["server_peak_rss_mb"] = round(sum(peak_rss_mb(pid) for pid in process_tree(server.pid)), 0)
         return result
     finally:
         server.terminate()
@@ -128,7 +128,7 @@ def connections_per_worker(port: int, pids: list[int]) -> list[int]:
     return sorted(counts, reverse=True)
 
 
-def _process_tree(pid: int) -> list[int]:
+def process_tree(pid: int) -> list[int]:
     """A process and its descendants (the uvicorn supervisor and its workers)."""
     found, todo = [], [pid]
     while todo:

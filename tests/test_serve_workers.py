@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from service.bench_http import process_tree
 from tests.conftest import make_corpus
 from tests.helpers import QAServe, run_qa
 
@@ -83,14 +84,8 @@ def test_search_processes_answer_like_one_process_and_keep_error_codes(tmp_path)
 
 
 def search_processes(server_pid: int) -> list[int]:
-    """The pool's search processes: children of the server started by multiprocessing's spawn."""
-    pids = []
-    for task in Path(f"/proc/{server_pid}/task").iterdir():
-        for child in (task / "children").read_text().split():
-            cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
-            if b"spawn_main" in cmdline:
-                pids.append(int(child))
-    return pids
+    """The pool's search processes: the server's descendants started by multiprocessing's spawn."""
+    return [pid for pid in process_tree(server_pid) if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
 
 
 def test_a_killed_search_process_costs_a_503_then_new_ones_answer(tmp_path):
