@@ -25,6 +25,7 @@ from index.spans import SPLITTER, Span, chunk_spans, split_sentences
 from index.store import IndexData, build_lock, new_build_folder, publish, read_index, resolve_live, write_index
 from index.tables import SpanTable
 from index.vectorstore import FaissVectorStore, VectorStore
+from index.vocabulary import assemble_vocabulary, corpus_words
 
 log = logging.getLogger(__name__)
 
@@ -141,18 +142,21 @@ def _assemble(
     ]
     chunks, chunk_new = _table(per_doc, "chunks", previous.chunks if previous else None)
     sentences, sentence_new = _table(per_doc, "sentences", previous.sentences if previous else None)
+    words = corpus_words(documents, langs)
+    new_words = previous.vocabulary.missing(words) if previous else words
     # BM25 needs no vectors: build it on a second thread while the encoder runs,
     # since much of the encoder's time is spent in numpy calls that release the GIL.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bm25") as pool:
         lexical_future = pool.submit(_lexical_indexes, documents, langs, chunks, sentences, wanted, settings.bm25_k1)
         new_rows = (chunk_new, sentence_new)
-        stores, embedded = _embed_new(
-            documents, (chunks, sentences), new_rows, previous, encoder, settings, show_progress
+        stores, word_vectors, embedded = _embed_new(
+            documents, (chunks, sentences), new_rows, new_words, previous, encoder, settings, show_progress
         )
         lexical, cognates, sentence_lexical = lexical_future.result()
     if stores is None:  # the store kind must change: embed everything
         return _assemble(documents, wanted, None, encoder, settings, show_progress)
     chunk_store, sentence_store = stores
+    vocabulary = assemble_vocabulary(words, word_vectors, previous.vocabulary if previous else None)
     manifest = Manifest(
         settings=wanted,
         documents={doc.doc_id: doc.content_hash for doc in documents},
@@ -161,7 +165,7 @@ def _assemble(
     )
     data = IndexData(
         manifest, list(documents), langs, chunks, sentences, chunk_store, sentence_store,
-        lexical, cognates, sentence_lexical,
+        lexical, cognates, sentence_lexical, vocabulary,
     )  # fmt: skip
     reused = sum(1 for spans in per_doc if spans.chunk_ids is not None)
     return data, reused, embedded
@@ -171,17 +175,26 @@ def _embed_new(
     documents: Sequence[Document],
     tables: tuple[SpanTable, SpanTable],
     new_rows: tuple[list[int], list[int]],
+    new_words: dict[str, list[str]],
     previous: IndexData | None,
     encoder: Encoder,
     settings: Settings,
     show_progress: bool,
-) -> tuple[tuple[VectorStore, VectorStore] | None, int]:
-    """Embed the new (chunk, sentence) rows and update both stores; None when one must be rebuilt whole."""
+) -> tuple[tuple[VectorStore, VectorStore] | None, dict[str, np.ndarray], int]:
+    """Embed the new (chunk, sentence) rows and words; update both stores (None when one must be rebuilt whole).
+
+    Returns the stores, the new words' vectors per language, and how many texts were embedded.
+    """
     chunks, sentences = tables
     chunk_new, sentence_new = new_rows
     texts = [passage_text(documents, chunks, row, settings.title_in_passages) for row in chunk_new]
     texts += [passage_text(documents, sentences, row) for row in sentence_new]
+    spans = len(texts)
+    texts += [word for words in new_words.values() for word in words]
     vectors = _embed(encoder, texts, settings.batch_size, show_progress)
+    word_vectors, at = {}, spans
+    for lang, words in new_words.items():
+        word_vectors[lang], at = vectors[at : at + len(words)], at + len(words)
     chunk_store = _update_store(
         previous.chunk_vectors if previous else None,
         previous.chunks.ids if previous else None,
@@ -195,12 +208,12 @@ def _embed_new(
         previous.sentences.ids if previous else None,
         sentences,
         sentence_new,
-        vectors[len(chunk_new) :],
+        vectors[len(chunk_new) : spans],
         settings,
     )
     if chunk_store is None or sentence_store is None:
-        return None, len(texts)
-    return (chunk_store, sentence_store), len(texts)
+        return None, word_vectors, len(texts)
+    return (chunk_store, sentence_store), word_vectors, len(texts)
 
 
 def _lexical_indexes(

@@ -28,7 +28,7 @@ class SearchParams(BaseModel):
         1.0, ge=0, description="Weight of stemmed passage BM25, for documents in the question's language."
     )
     bm25_cross_language: float = Field(
-        0.5, ge=0, description="Weight of word-prefix passage BM25, for documents in another language."
+        0.25, ge=0, description="Weight of word-prefix passage BM25, for documents in another language."
     )
     cross_language_terms: Literal["prefixes", "stems"] = Field(
         "prefixes", description="BM25 terms for documents in another language: word prefixes or stems."
@@ -36,6 +36,15 @@ class SearchParams(BaseModel):
     sentence_bm25: float = Field(
         0.3, ge=0, description="Weight of the best sentence's stemmed BM25, for documents in the question's language."
     )
+    bm25_translated: float = Field(
+        0.25, ge=0, description="Weight of stemmed passage BM25 over the question words' translations, for documents "
+        "in another language (0 turns translation off).",
+    )
+    translation_threshold: float = Field(
+        0.8, ge=0, le=1, description="Least encoder similarity between a question word and a corpus word it "
+        "translates to.",
+    )
+    translations_per_word: int = Field(1, ge=1, le=10, description="Most corpus words one question word translates to.")
 
 
 class Settings(BaseSettings):

@@ -124,7 +124,11 @@ class LexicalIndex:
 
     def scores(self, question: str, lang: str) -> np.ndarray:
         """BM25 score of every row for ``question``."""
-        ids = self._model.get_tokens_ids(self.query_terms(question, lang))
+        return self.scores_of_terms(self.query_terms(question, lang))
+
+    def scores_of_terms(self, terms: Sequence[str]) -> np.ndarray:
+        """BM25 score of every row for already analysed query terms."""
+        ids = self._model.get_tokens_ids(list(terms))
         if not ids:
             return np.zeros(len(self), dtype=np.float32)
         if getattr(self._model, "nonoccurrence_array", None) is not None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from index.errors import IndexCorruptError, IndexMismatchError
 
-FORMAT_VERSION = 2  # 2: BM25 over word prefixes and over sentences beside the passage index
+FORMAT_VERSION = 3  # 2: BM25 over word prefixes and over sentences; 3: the vocabulary of embedded words
 MANIFEST_FILE = "manifest.json"
 REBUILD_HINT = "rebuild it with `qa build` (or `make index`)"
 

@@ -24,10 +24,11 @@ from index.fusion import (
 )
 from index.highlight import pick_sentence
 from index.language import detect_language
-from index.lexical import tokenize_query
+from index.lexical import tokenize, tokenize_query
 from index.manifest import REBUILD_HINT
 from index.store import IndexData
 from index.tables import link_spans
+from index.vocabulary import MAX_QUESTION_WORDS, content_words
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,16 @@ class Passage:
     text: str
     score: float
     highlight: Highlight
+
+
+@dataclass(frozen=True)
+class Query:
+    """A question ready to search: its language, its vector, and the vectors of the words to translate."""
+
+    text: str
+    lang: str
+    vector: np.ndarray
+    word_vectors: np.ndarray  # (words, dim); no rows when no document is in another language
 
 
 @dataclass(frozen=True)
@@ -87,17 +98,15 @@ class Searcher:
     def search(self, question: str, k: int = 5) -> SearchResult:
         """The ``k`` passages that best answer ``question``, best first."""
         began = time.perf_counter()
-        question = _checked(question, k)
-        return self._answer(question, self.encoder.encode_queries([question])[0], k, began)
+        return self._answer(self.encode([_checked(question, k)])[0], k, began)
 
     def search_many(self, questions: list[str], k: int = 5, show_progress: bool = False) -> list[SearchResult]:
         """``search`` for many questions, encoding them in one batch (``took_ms`` then excludes encoding)."""
         cleaned = [_checked(question, k) for question in questions]
         if not cleaned:
             return []
-        vectors = self.encoder.encode_queries(cleaned)
-        progress = tqdm(cleaned, desc="Searching", unit="q", disable=not show_progress)
-        return [self._answer(q, vector, k, time.perf_counter()) for q, vector in zip(progress, vectors, strict=True)]
+        queries = tqdm(self.encode(cleaned), desc="Searching", unit="q", disable=not show_progress)
+        return [self._answer(query, k, time.perf_counter()) for query in queries]
 
     def search_batch(self, requests: Sequence[tuple[str, int]]) -> list[SearchResult]:
         """``search`` for several (question, k) pairs with one encoder call for all of them.
@@ -110,59 +119,96 @@ class Searcher:
         cleaned = [(_checked(question, k), k) for question, k in requests]
         if not cleaned:
             return []
-        vectors = self.encoder.encode_queries([question for question, _ in cleaned])
+        queries = self.encode([question for question, _ in cleaned])
         encoding = time.perf_counter() - began
         return [
-            self._answer(question, vector, k, time.perf_counter() - encoding)
-            for (question, k), vector in zip(cleaned, vectors, strict=True)
+            self._answer(query, k, time.perf_counter() - encoding)
+            for query, (_, k) in zip(queries, cleaned, strict=True)
         ]
 
-    def _answer(self, question: str, query: np.ndarray, k: int, began: float) -> SearchResult:
-        lang = detect_language(question)
-        ranked = self.rank(question, query, lang, k)
+    def encode(self, questions: Sequence[str]) -> list[Query]:
+        """Questions as ``Query`` objects, from one encoder call for the questions and the words to translate."""
+        langs = [detect_language(question) for question in questions]
+        words = [self._words_to_translate(question, lang) for question, lang in zip(questions, langs, strict=True)]
+        vectors = self.encoder.encode_queries(questions)
+        # Words go in a call of their own: the encoder pads a batch to its longest text.
+        flat = [word for each in words for word in each]
+        word_vectors = self.encoder.encode_queries(flat) if flat else vectors[:0]
+        queries, at = [], 0
+        for question, lang, each, vector in zip(questions, langs, words, vectors, strict=True):
+            queries.append(Query(question, lang, vector, word_vectors[at : at + len(each)]))
+            at += len(each)
+        return queries
+
+    def _words_to_translate(self, question: str, lang: str) -> list[str]:
+        """The question's content words, when some document is in another language and translation is on."""
+        if not self.params.bm25_translated or all(each == lang for each in self.data.vocabulary.langs):
+            return []
+        return content_words(question, lang)[:MAX_QUESTION_WORDS]
+
+    def _answer(self, query: Query, k: int, began: float) -> SearchResult:
+        ranked = self.rank(query, k)
         terms: dict[str, set[str]] = {}  # question terms per document language, for the highlight
-        passages = [self._passage(row, score, question, lang, query, terms) for row, score in ranked]
-        return SearchResult(question, passages, (time.perf_counter() - began) * 1000, lang)
+        passages = [self._passage(row, score, query, terms) for row, score in ranked]
+        return SearchResult(query.text, passages, (time.perf_counter() - began) * 1000, query.lang)
 
-    def rank(self, question: str, query: np.ndarray, lang: str, k: int) -> list[tuple[int, float]]:
+    def rank(self, query: Query, k: int) -> list[tuple[int, float]]:
         """Fused (passage row, score) pairs, best first."""
-        lists = self.retrieve(question, query, lang)
-        fused = self.fuse(lists)
-        return best(fused, k)
+        return best(self.fuse(self.retrieve(query)), k)
 
-    def retrieve(self, question: str, query: np.ndarray, lang: str) -> list[Ranked]:
-        """The five ranked lists, in the order of ``fuse``'s weights.
+    def retrieve(self, query: Query) -> list[Ranked]:
+        """The six ranked lists, in the order of ``fuse``'s weights.
 
         Passage vectors, best sentence vectors, then BM25: stemmed passages and
-        best stemmed sentence for documents in the question's language, word
-        prefixes for documents in other languages. A list with no document of
-        its kind is left empty without being computed.
+        best stemmed sentence for documents in the question's language; word
+        prefixes, and the stems of the question words' translations, for
+        documents in other languages. A list with no document of its kind is
+        left empty without being computed.
         """
         p = self.params
-        chunk_scores, chunk_ids = self.data.chunk_vectors.search(query[None, :], p.pool)
+        question, lang = query.text, query.lang
+        chunk_scores, chunk_ids = self.data.chunk_vectors.search(query.vector[None, :], p.pool)
         valid = chunk_ids[0] >= 0
         chunk_rows = self.data.chunks.rows_of_ids(chunk_ids[0][valid])
         dense = ScoredRows(chunk_rows, chunk_scores[0][valid])
-        sentences = self._sentence_list(query)
+        sentences = self._sentence_list(query.vector)
         same = self._same_language_rows(lang)
         lexical: Ranked = {}
         cognates: Ranked = {}
+        translated: Ranked = {}
         mixed = isinstance(same, np.ndarray)
         if same is not False:
             lexical = top_k(self.data.lexical.scores(question, lang), p.pool, allowed=same if mixed else None)
         if same is not True:
             across = self.data.cognates if p.cross_language_terms == "prefixes" else self.data.lexical
             cognates = top_k(across.scores(question, lang), p.pool, allowed=~same if mixed else None)
+            terms = self._translated_terms(query)
+            if terms:
+                scores = self.data.lexical.scores_of_terms(terms)
+                translated = top_k(scores, p.pool, allowed=~same if mixed else None)
         best_sentence: Ranked = {}
         if p.sentence_bm25:
             best_sentence = self._sentence_bm25(question, lang, [dense, sentences, lexical], same)
-        return [dense, sentences, lexical, cognates, best_sentence]
+        return [dense, sentences, lexical, cognates, best_sentence, translated]
 
     def fuse(self, lists: list[Ranked]) -> Ranked:
         """Weighted sum of the min-max normalised lists of ``retrieve``."""
         p = self.params
-        weights = [p.chunk_dense, p.sentence_dense, p.bm25_same_language, p.bm25_cross_language, p.sentence_bm25]
+        weights = [
+            p.chunk_dense, p.sentence_dense, p.bm25_same_language, p.bm25_cross_language, p.sentence_bm25,
+            p.bm25_translated,
+        ]  # fmt: skip
         return weighted_fusion(lists, weights)
+
+    def _translated_terms(self, query: Query) -> list[str]:
+        """Stems, in each other document language, of the question words' nearest corpus words."""
+        p, vocabulary = self.params, self.data.vocabulary
+        terms: dict[str, None] = {}
+        for lang in vocabulary.langs:
+            if lang != query.lang:
+                words = vocabulary.translate(query.word_vectors, lang, p.translations_per_word, p.translation_threshold)
+                terms.update(dict.fromkeys(tokenize(" ".join(words), lang)))
+        return list(terms)
 
     def _same_language_rows(self, lang: str) -> np.ndarray | bool:
         """Passage rows whose document is in ``lang``: a mask, or True / False when all / none are."""
@@ -201,9 +247,7 @@ class Searcher:
         chunk_rows = np.repeat(first, counts) + _ranges(counts)
         return max_by_group(chunk_rows, np.repeat(scores, counts))
 
-    def _passage(
-        self, row: int, score: float, question: str, lang: str, query: np.ndarray, terms: dict[str, set[str]]
-    ) -> Passage:
+    def _passage(self, row: int, score: float, query: Query, terms: dict[str, set[str]]) -> Passage:
         chunks, sentences = self.data.chunks, self.data.sentences
         doc_row = int(chunks.doc[row])
         doc, doc_lang = self.data.documents[doc_row], self.data.doc_langs[doc_row]
@@ -213,8 +257,8 @@ class Searcher:
         vectors = self.data.sentence_vectors.get(sentences.ids[sentence_rows])
         spans = [(int(sentences.start[r]), int(sentences.end[r])) for r in sentence_rows]
         if doc_lang not in terms:
-            terms[doc_lang] = set(tokenize_query(question, lang, [doc_lang]))
-        h_start, h_end = pick_sentence(doc.text, (start, end), spans, vectors @ query, terms[doc_lang], doc_lang)
+            terms[doc_lang] = set(tokenize_query(query.text, query.lang, [doc_lang]))
+        h_start, h_end = pick_sentence(doc.text, (start, end), spans, vectors @ query.vector, terms[doc_lang], doc_lang)
         highlight = Highlight(h_start, h_end, doc.text[h_start:h_end])
         return Passage(doc.doc_id, doc.title, start, end, doc.text[start:end], float(score), highlight)
 

@@ -28,6 +28,7 @@ from index.lexical import LexicalIndex
 from index.manifest import MANIFEST_FILE, REBUILD_HINT, Manifest, checksum_folder, verify_files
 from index.tables import SpanTable
 from index.vectorstore import VectorStore, load_vector_store
+from index.vocabulary import Vocabulary
 
 TMP_PREFIX = ".tmp-"
 
@@ -46,6 +47,7 @@ class IndexData:
     lexical: LexicalIndex  # passages, stems: questions in the document's language
     cognates: LexicalIndex  # passages, word prefixes: questions in another language
     sentence_lexical: LexicalIndex  # sentences, stems
+    vocabulary: Vocabulary  # corpus words and their vectors, per language: translated query terms
     folder: Path | None = None
 
     def lexical_parts(self) -> dict[str, LexicalIndex]:
@@ -109,6 +111,8 @@ def write_index(data: IndexData, folder: Path) -> None:
     for name, lexical in data.lexical_parts().items():
         (folder / name).mkdir()
         lexical.save(folder / name)
+    (folder / "vocabulary").mkdir()
+    data.vocabulary.save(folder / "vocabulary")
     data.manifest.files = checksum_folder(folder)
     (folder / MANIFEST_FILE).write_text(data.manifest.to_json(), encoding="utf-8")
     _fsync_tree(folder)
@@ -159,6 +163,7 @@ def read_index(folder: Path, verify: bool = True) -> IndexData:
             lexical=LexicalIndex.load(folder / "bm25"),
             cognates=LexicalIndex.load(folder / "bm25-cognates"),
             sentence_lexical=LexicalIndex.load(folder / "bm25-sentences"),
+            vocabulary=Vocabulary.load(folder / "vocabulary"),
             folder=folder,
         )
     except (OSError, ValueError, KeyError, TypeError) as exc:

@@ -17,6 +17,7 @@ import numpy as np
 from index.errors import IndexCorruptError
 
 META_FILE = "store.json"
+ONE_THREAD_QUERIES = 32
 
 
 class VectorStore(Protocol):
@@ -74,6 +75,7 @@ class FaissVectorStore:
             quantizer, dim, nlist, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT
         )
         index.cp.niter = 10
+        index.cp.min_points_per_centroid = 32  # what the sample below gives; FAISS warns under its default 39
         sample = training[np.random.default_rng(0).permutation(n)[: nlist * 32]]
         index.train(np.ascontiguousarray(sample, dtype=np.float32))
         index.nprobe = nprobe or max(8, nlist // 48)
@@ -96,10 +98,11 @@ class FaissVectorStore:
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         k = max(1, min(k, len(self))) if len(self) else 1
         queries = np.ascontiguousarray(queries, dtype=np.float32)
-        if len(queries) > 1:
+        if len(queries) > ONE_THREAD_QUERIES:
             return self._index.search(queries, k)
-        # One query: waking OpenMP threads costs more than they save. The setting is
-        # per calling thread, so concurrent requests and builds are not affected.
+        # A few queries (one question, or its words): waking OpenMP threads costs more than
+        # they save. The setting is per calling thread, so concurrent requests and builds
+        # are not affected.
         threads = faiss.omp_get_max_threads()
         faiss.omp_set_num_threads(1)
         try:

@@ -15,6 +15,7 @@ from index.errors import IndexCorruptError, IndexMismatchError, IndexMissingErro
 from index.searcher import Searcher
 from index.spans import chunk_spans, split_sentences
 from index.store import builds_dir, read_index, resolve_live
+from index.vocabulary import corpus_words
 from service.state import ServiceState
 from tests.conftest import make_corpus, make_settings
 
@@ -60,8 +61,13 @@ def test_incremental_rebuild_embeds_only_changed_documents(tmp_path, encoder):
 
     new_doc = next(d for d in load_corpus(corpus).documents if d.doc_id == "notes/cuisine.fr.md")
     assert report.reused_documents == 1
-    assert report.embedded_texts == texts_of(new_doc, settings)
+    new_words = set(corpus_words([new_doc], ["fr"])["fr"]) - set(before.vocabulary.words["fr"])
+    assert new_words and report.embedded_texts == texts_of(new_doc, settings) + len(new_words)
     after = live(settings)
+    # The vocabulary keeps only the corpus's words, with the earlier vectors of those it already had.
+    assert "en" not in after.vocabulary.langs and "tablier" in after.vocabulary.words["fr"]
+    kept = [w for w in after.vocabulary.words["fr"] if w in before.vocabulary.words["fr"]]
+    assert np.array_equal(after.vocabulary.vectors_of("fr", kept), before.vocabulary.vectors_of("fr", kept))
     assert {d.doc_id for d in after.documents} == {"oman-iran-us-talks-2026-02-06.fr.txt", "notes/cuisine.fr.md"}
     assert len(after.chunk_vectors) == len(after.chunks)
     # The deleted document is gone from FAISS ...

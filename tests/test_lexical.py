@@ -55,19 +55,20 @@ def test_the_analyzer_survives_save_and_load_and_a_bad_one_is_refused(tmp_path):
 def test_each_lexical_list_holds_only_its_language(built, encoder):
     data = read_index(resolve_live(built.index_dir))
     searcher = Searcher(data, encoder, built.search)
-    question = "Where did the delegations meet?"
-    _, _, stems, cognates, sentences = searcher.retrieve(question, encoder.encode_queries([question])[0], "en")
+    [query] = searcher.encode(["Where did the delegations meet?"])
+    assert query.lang == "en"
+    _, _, stems, cognates, sentences, translated = searcher.retrieve(query)
     lang_of = {row: data.doc_langs[data.chunks.doc[row]] for row in range(len(data.chunks))}
     assert {lang_of[row] for row, score in stems.items() if score > 0} <= {"en"}
     assert {lang_of[row] for row, score in sentences.items()} <= {"en"}
-    french = [row for row, score in cognates.items() if score > 0]
-    assert french and {lang_of[row] for row in french} == {"fr"}
+    for across in (cognates, translated):
+        french = [row for row, score in across.items() if score > 0]
+        assert french and {lang_of[row] for row in french} == {"fr"}
 
 
 def test_stems_can_replace_prefixes_across_languages(built, encoder):
     data = read_index(resolve_live(built.index_dir))
     params = built.search.model_copy(update={"cross_language_terms": "stems", "sentence_bm25": 0.0})
     searcher = Searcher(data, encoder, params)
-    question = "Who is Abbas Araghchi?"
-    lists = searcher.retrieve(question, encoder.encode_queries([question])[0], "en")
+    lists = searcher.retrieve(searcher.encode(["Who is Abbas Araghchi?"])[0])
     assert lists[3] and lists[4] == {}  # names match as stems too; the sentence list is switched off
