@@ -51,12 +51,12 @@ class Passage:
 
 @dataclass(frozen=True)
 class Query:
-    """A question ready to search: its language, its vector, and the vectors of the words to translate."""
+    """A question ready to search: its language, its vector, and its words' translations."""
 
     text: str
     lang: str
     vector: np.ndarray
-    word_vectors: np.ndarray  # (words, dim); no rows when no document is in another language
+    translations: dict[str, list[str]]  # other document language -> stems of the question words' translations
 
 
 @dataclass(frozen=True)
@@ -127,7 +127,7 @@ class Searcher:
         ]
 
     def encode(self, questions: Sequence[str]) -> list[Query]:
-        """Questions as ``Query`` objects, from one encoder call for the questions and the words to translate."""
+        """Questions as ``Query`` objects: one encoder call for the questions, one for the words to translate."""
         langs = [detect_language(question) for question in questions]
         words = [self._words_to_translate(question, lang) for question, lang in zip(questions, langs, strict=True)]
         vectors = self.encoder.encode_queries(questions)
@@ -136,9 +136,21 @@ class Searcher:
         word_vectors = self.encoder.encode_queries(flat) if flat else vectors[:0]
         queries, at = [], 0
         for question, lang, each, vector in zip(questions, langs, words, vectors, strict=True):
-            queries.append(Query(question, lang, vector, word_vectors[at : at + len(each)]))
+            queries.append(Query(question, lang, vector, self._translations(lang, word_vectors[at : at + len(each)])))
             at += len(each)
         return queries
+
+    def _translations(self, lang: str, word_vectors: np.ndarray) -> dict[str, list[str]]:
+        """Per other document language, the stems of the corpus words nearest the question's words."""
+        p, vocabulary = self.params, self.data.vocabulary
+        out = {}
+        for other in vocabulary.langs:
+            if other != lang and len(word_vectors):
+                words = vocabulary.translate(word_vectors, other, p.translations_per_word, p.translation_threshold)
+                stems = list(dict.fromkeys(tokenize(" ".join(words), other)))
+                if stems:
+                    out[other] = stems
+        return out
 
     def _words_to_translate(self, question: str, lang: str) -> list[str]:
         """The question's content words, when some document is in another language and translation is on."""
@@ -182,7 +194,7 @@ class Searcher:
         if same is not True:
             across = self.data.cognates if p.cross_language_terms == "prefixes" else self.data.lexical
             cognates = top_k(across.scores(question, lang), p.pool, allowed=~same if mixed else None)
-            terms = self._translated_terms(query)
+            terms = [term for stems in query.translations.values() for term in stems]
             if terms:
                 scores = self.data.lexical.scores_of_terms(terms)
                 translated = top_k(scores, p.pool, allowed=~same if mixed else None)
@@ -199,16 +211,6 @@ class Searcher:
             p.bm25_translated,
         ]  # fmt: skip
         return weighted_fusion(lists, weights)
-
-    def _translated_terms(self, query: Query) -> list[str]:
-        """Stems, in each other document language, of the question words' nearest corpus words."""
-        p, vocabulary = self.params, self.data.vocabulary
-        terms: dict[str, None] = {}
-        for lang in vocabulary.langs:
-            if lang != query.lang:
-                words = vocabulary.translate(query.word_vectors, lang, p.translations_per_word, p.translation_threshold)
-                terms.update(dict.fromkeys(tokenize(" ".join(words), lang)))
-        return list(terms)
 
     def _same_language_rows(self, lang: str) -> np.ndarray | bool:
         """Passage rows whose document is in ``lang``: a mask, or True / False when all / none are."""
@@ -257,7 +259,8 @@ class Searcher:
         vectors = self.data.sentence_vectors.get(sentences.ids[sentence_rows])
         spans = [(int(sentences.start[r]), int(sentences.end[r])) for r in sentence_rows]
         if doc_lang not in terms:
-            terms[doc_lang] = set(tokenize_query(query.text, query.lang, [doc_lang]))
+            translated = query.translations.get(doc_lang, [])
+            terms[doc_lang] = {*tokenize_query(query.text, query.lang, [doc_lang]), *translated}
         h_start, h_end = pick_sentence(doc.text, (start, end), spans, vectors @ query.vector, terms[doc_lang], doc_lang)
         highlight = Highlight(h_start, h_end, doc.text[h_start:h_end])
         return Passage(doc.doc_id, doc.title, start, end, doc.text[start:end], float(score), highlight)

@@ -1,0 +1,83 @@
+"""Translated query terms: corpus words, their vectors, and the nearest words across languages (real encoder)."""
+
+from __future__ import annotations
+
+import pytest
+
+import index.vocabulary as vocabulary_module
+from index.corpus import Document
+from index.errors import IndexCorruptError
+from index.searcher import Searcher
+from index.store import read_index, resolve_live
+from index.vocabulary import Vocabulary, assemble_vocabulary, content_words, corpus_words
+from tests.conftest import SEED
+
+FRENCH = Document(
+    "fr.txt",
+    "Mascate",
+    "La ville de Mascate accueille les délégations. Elles se rencontrent vendredi. "
+    "Une frappe a touché la rivière près de la montagne.",
+    {},
+)
+SPANISH = Document("es.txt", "", "La ciudad recibe a las delegaciones.", {})
+
+
+def french_vocabulary(encoder, *documents: Document) -> Vocabulary:
+    words = corpus_words([FRENCH, *documents], ["fr"] * (1 + len(documents)))
+    return assemble_vocabulary(words, {"fr": encoder.encode_passages(words["fr"])}, None)
+
+
+def test_content_words_drop_stopwords_short_words_and_digits():
+    words = content_words("Who mediated the talks in Muscat in 2026? The talks!", "en")
+    assert words == ["mediated", "talks", "muscat"]
+
+
+def test_corpus_words_are_per_language_with_titles_and_without_stopwords():
+    words = corpus_words([FRENCH, SPANISH], ["fr", "es"])
+    assert list(words) == ["es", "fr"]
+    assert "mascate" in words["fr"] and "délégations" in words["fr"] and "les" not in words["fr"]
+    assert words["es"] == sorted(["ciudad", "recibe", "delegaciones"])
+
+
+def test_corpus_words_keep_the_most_frequent_when_capped(monkeypatch):
+    monkeypatch.setattr(vocabulary_module, "MAX_WORDS", 2)
+    doc = Document("d", "", "rivière rivière rivière montagne montagne vallée", {})
+    assert corpus_words([doc], ["fr"]) == {"fr": ["montagne", "rivière"]}
+
+
+def test_english_words_translate_to_their_french_neighbours(encoder):
+    vocabulary = french_vocabulary(encoder)
+    english = encoder.encode_queries(["city", "delegations"])
+    assert vocabulary.translate(english, "fr", per_word=1, threshold=0.8) == ["ville", "délégations"]
+    assert vocabulary.translate(english, "fr", per_word=1, threshold=0.99) == []
+    assert vocabulary.translate(english, "es", per_word=1, threshold=0.5) == []  # no Spanish vocabulary
+    several = vocabulary.translate(encoder.encode_queries(["meet"]), "fr", per_word=3, threshold=0.5)
+    assert 1 <= len(several) <= 3 and "rencontrent" in several
+
+
+def test_a_large_vocabulary_uses_an_approximate_store_that_still_finds_the_word(encoder, monkeypatch):
+    monkeypatch.setattr(vocabulary_module, "APPROXIMATE_FROM", 100)
+    vocabulary = french_vocabulary(encoder, Document("seed", "", SEED.read_text(encoding="utf-8"), {}))
+    assert len(vocabulary) >= 100 and vocabulary._stores["fr"].kind == "ivf-sq8"
+    assert vocabulary.translate(encoder.encode_queries(["city"]), "fr", per_word=1, threshold=0.8) == ["ville"]
+
+
+def test_the_vocabulary_survives_save_and_load_and_damage_is_reported(encoder, tmp_path):
+    vocabulary = french_vocabulary(encoder)
+    vocabulary.save(tmp_path)
+    loaded = Vocabulary.load(tmp_path)
+    assert loaded.words == vocabulary.words
+    city = encoder.encode_queries(["city"])
+    assert loaded.translate(city, "fr", 1, 0.8) == vocabulary.translate(city, "fr", 1, 0.8)
+    (tmp_path / "words.json").write_text("[1, 2", encoding="utf-8")
+    with pytest.raises(IndexCorruptError, match="qa build"):
+        Vocabulary.load(tmp_path)
+
+
+def test_an_english_question_gets_french_terms_and_a_french_one_none(built, encoder):
+    searcher = Searcher(read_index(resolve_live(built.index_dir)), encoder, built.search)
+    english, french = searcher.encode(["Who mediated the talks?", "Qui a supervisé les discussions ?"])
+    assert "mediat" in english.translations["fr"]  # médiation, stemmed as French
+    assert "en" not in english.translations and "fr" not in french.translations
+    off = Searcher(searcher.data, encoder, built.search.model_copy(update={"bm25_translated": 0.0}))
+    assert off.encode(["Who mediated the talks?"])[0].translations == {}
