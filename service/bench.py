@@ -161,6 +161,7 @@ def _bench_build(documents, settings: Settings, encoder, runs: int, scratch: Pat
         "documents": full.documents,
         "chunks": full.chunks,
         "sentences": full.sentences,
+        "words": count - full.chunks - full.sentences,  # the vocabulary, embedded by a full build too
         "embedded_texts": count,
         "full_s": round(full_median, 2),
         "full_s_each": [round(x, 2) for x in full_s],
@@ -196,9 +197,11 @@ def _bench_incremental(documents, settings: Settings, encoder, runs: int) -> tup
 
 
 def _embedded_texts(data, titled: bool) -> list[str]:
-    """Exactly the texts a full build embeds, in its order: passages (titled as configured), then sentences."""
+    """Exactly the texts a full build embeds, in its order: passages (titled as configured), sentences, then the
+    vocabulary's words."""
     texts = [passage_text(data.documents, data.chunks, row, titled) for row in range(len(data.chunks))]
-    return texts + [passage_text(data.documents, data.sentences, row) for row in range(len(data.sentences))]
+    texts += [passage_text(data.documents, data.sentences, row) for row in range(len(data.sentences))]
+    return texts + [word for words in data.vocabulary.words.values() for word in words]
 
 
 def _bench_peer(documents, piaf_questions, questions, settings, encoder, base_dir: Path, work: Path) -> dict:

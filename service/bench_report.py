@@ -67,7 +67,8 @@ def render_markdown(r: dict) -> str:
         "",
         "| measure | value |",
         "|---|---|",
-        f"| corpus | {b['documents']} documents, {b['chunks']} chunks, {b['sentences']} sentences |",
+        f"| corpus | {b['documents']} documents, {b['chunks']} chunks, {b['sentences']} sentences, "
+        f"{b.get('words', 0)} vocabulary words |",
         f"| full build, median of {runs} | {b['full_s']} s: {b['full_texts_per_s']} texts/s, "
         f"{b['full_chunks_per_s']} chunks/s (runs: {_each(b, 'full_s')}) |",
         f"| raw encoder, same {b['embedded_texts']} texts, batch {b['batch_size']}, median of {runs} | "
