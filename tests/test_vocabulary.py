@@ -81,3 +81,18 @@ def test_an_english_question_gets_french_terms_and_a_french_one_none(built, enco
     assert "en" not in english.translations and "fr" not in french.translations
     off = Searcher(searcher.data, encoder, built.search.model_copy(update={"bm25_translated": 0.0}))
     assert off.encode(["Who mediated the talks?"])[0].translations == {}
+
+
+def test_an_update_keeps_the_ids_of_kept_words_and_starts_afresh_when_most_slots_would_be_empty(encoder):
+    vocabulary = french_vocabulary(encoder)
+    before = list(vocabulary.words["fr"])
+    wanted = sorted(set(before) - {"rivière"} | {"fleuve"})
+    updated = assemble_vocabulary({"fr": wanted}, {"fr": encoder.encode_passages(["fleuve"])}, vocabulary)
+    slots = updated.words["fr"]
+    assert slots[: len(before)] == [w if w != "rivière" else "" for w in before] and slots[-1] == "fleuve"
+    assert len(updated) == len(wanted) and updated.missing({"fr": wanted}) == {"fr": []}
+    assert updated.translate(encoder.encode_queries(["river"]), "fr", 1, 0.5) == ["fleuve"]
+    few = ["ville", "fleuve"]
+    rebuilt = assemble_vocabulary({"fr": few}, {}, updated)
+    assert rebuilt.words["fr"] == few  # no empty slots left
+    assert rebuilt.translate(encoder.encode_queries(["city"]), "fr", 1, 0.8) == ["ville"]
