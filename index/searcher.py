@@ -24,11 +24,11 @@ from index.fusion import (
 )
 from index.highlight import pick_sentence
 from index.language import detect_language
-from index.lexical import tokenize, tokenize_query
+from index.lexical import tokenize_query
 from index.manifest import REBUILD_HINT
 from index.store import IndexData
 from index.tables import link_spans
-from index.vocabulary import MAX_QUESTION_WORDS, content_words
+from index.translation import Translator
 
 
 @dataclass(frozen=True)
@@ -83,6 +83,7 @@ class Searcher:
         self._doc_rows = {doc.doc_id: row for row, doc in enumerate(data.documents)}
         self._doc_langs = np.array(data.doc_langs)
         self._same_rows: dict[str, np.ndarray | bool] = {}
+        self._translator = Translator(data.vocabulary, encoder)
 
     @property
     def model(self) -> str:
@@ -127,35 +128,21 @@ class Searcher:
         ]
 
     def encode(self, questions: Sequence[str]) -> list[Query]:
-        """Questions as ``Query`` objects, from one encoder call for the questions and the words to translate."""
+        """Questions as ``Query`` objects: their vectors, languages and translated terms."""
         langs = [detect_language(question) for question in questions]
-        words = [self._words_to_translate(question, lang) for question, lang in zip(questions, langs, strict=True)]
-        # One call for questions and words: a call's fixed cost outweighs padding words to a question's length.
-        vectors = self.encoder.encode_queries([*questions, *(word for each in words for word in each)])
-        word_vectors, vectors = vectors[len(questions) :], vectors[: len(questions)]
-        queries, at = [], 0
-        for question, lang, each, vector in zip(questions, langs, words, vectors, strict=True):
-            queries.append(Query(question, lang, vector, self._translations(lang, word_vectors[at : at + len(each)])))
-            at += len(each)
+        words = [self._translator.words(q, lang, self.params) for q, lang in zip(questions, langs, strict=True)]
+        word_vectors = self._translator.known_vectors([word for each in words for word in each])
+        unknown = list(dict.fromkeys(word for each in words for word in each if word not in word_vectors))
+        # One encoder call for questions and new words: a call's fixed cost is most of a short text's.
+        vectors = self.encoder.encode_queries([*questions, *unknown])
+        self._translator.remember(unknown, vectors[len(questions) :])
+        word_vectors.update(zip(unknown, vectors[len(questions) :], strict=True))
+        queries = []
+        for question, lang, each, vector in zip(questions, langs, words, vectors[: len(questions)], strict=True):
+            matrix = np.array([word_vectors[word] for word in each], dtype=np.float32)
+            matrix = matrix.reshape(len(each), self.encoder.dim)
+            queries.append(Query(question, lang, vector, self._translator.translations(lang, matrix, self.params)))
         return queries
-
-    def _translations(self, lang: str, word_vectors: np.ndarray) -> dict[str, list[str]]:
-        """Per other document language, the stems of the corpus words nearest the question's words."""
-        p, vocabulary = self.params, self.data.vocabulary
-        out = {}
-        for other in vocabulary.langs:
-            if other != lang and len(word_vectors):
-                words = vocabulary.translate(word_vectors, other, p.translations_per_word, p.translation_threshold)
-                stems = list(dict.fromkeys(tokenize(" ".join(words), other)))
-                if stems:
-                    out[other] = stems
-        return out
-
-    def _words_to_translate(self, question: str, lang: str) -> list[str]:
-        """The question's content words, when some document is in another language and translation is on."""
-        if not self.params.bm25_translated or all(each == lang for each in self.data.vocabulary.langs):
-            return []
-        return content_words(question, lang)[:MAX_QUESTION_WORDS]
 
     def _answer(self, query: Query, k: int, began: float) -> SearchResult:
         ranked = self.rank(query, k)

@@ -78,6 +78,15 @@ class Vocabulary:
         """The words of ``wanted`` that this vocabulary has no vector for, per language."""
         return {lang: [w for w in words if w not in self._positions(lang)] for lang, words in wanted.items()}
 
+    def known_vectors(self, words: Sequence[str]) -> dict[str, np.ndarray]:
+        """Stored vectors of those ``words`` that some language's vocabulary holds."""
+        found: dict[str, np.ndarray] = {}
+        for lang in self.words:
+            known = [w for w in dict.fromkeys(words) if w not in found and w in self._positions(lang)]
+            if known:
+                found.update(zip(known, self.vectors_of(lang, known), strict=True))
+        return found
+
     def vectors_of(self, lang: str, words: Sequence[str]) -> np.ndarray:
         """Stored vectors of known ``words`` of ``lang``."""
         positions = self._positions(lang)

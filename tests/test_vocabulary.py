@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 import index.vocabulary as vocabulary_module
@@ -9,6 +10,7 @@ from index.corpus import Document
 from index.errors import IndexCorruptError
 from index.searcher import Searcher
 from index.store import read_index, resolve_live
+from index.translation import Translator
 from index.vocabulary import Vocabulary, assemble_vocabulary, content_words, corpus_words
 from tests.conftest import SEED
 
@@ -96,3 +98,25 @@ def test_an_update_keeps_the_ids_of_kept_words_and_starts_afresh_when_most_slots
     rebuilt = assemble_vocabulary({"fr": few}, {}, updated)
     assert rebuilt.words["fr"] == few  # no empty slots left
     assert rebuilt.translate(encoder.encode_queries(["city"]), "fr", 1, 0.8) == ["ville"]
+
+
+def test_word_vectors_come_from_the_vocabulary_or_the_cache_before_the_encoder(built, encoder):
+    data = read_index(resolve_live(built.index_dir))
+    calls = []
+
+    class Counting:
+        dim = encoder.dim
+
+        def encode_queries(self, texts):
+            calls.append(list(texts))
+            return encoder.encode_queries(texts)
+
+    searcher = Searcher(data, Counting(), built.search)
+    first = searcher.encode(["Who mediated the negotiations for the Omani médiation?"])[0]
+    # One call for the question and its new words; médiation is a corpus word, whose stored vector serves.
+    assert calls == [["Who mediated the negotiations for the Omani médiation?", "mediated", "negotiations", "omani"]]
+    again = searcher.encode(["Omani negotiations mediated?"])[0]
+    assert calls[1] == ["Omani negotiations mediated?"]  # the words are remembered
+    assert first.translations["fr"] and set(again.translations["fr"]) <= set(first.translations["fr"])
+    stored = Translator(data.vocabulary, encoder).known_vectors(["médiation"])["médiation"]
+    assert np.allclose(stored, encoder.encode_queries(["médiation"])[0], atol=1e-5)
