@@ -83,7 +83,7 @@ class Searcher:
         self._doc_rows = {doc.doc_id: row for row, doc in enumerate(data.documents)}
         self._doc_langs = np.array(data.doc_langs)
         self._same_rows: dict[str, np.ndarray | bool] = {}
-        self._translator = Translator(data.vocabulary, encoder)
+        self._translator = Translator(data.vocabulary)
 
     @property
     def model(self) -> str:
@@ -133,12 +133,15 @@ class Searcher:
         words = [self._translator.words(q, lang, self.params) for q, lang in zip(questions, langs, strict=True)]
         word_vectors = self._translator.known_vectors([word for each in words for word in each])
         unknown = list(dict.fromkeys(word for each in words for word in each if word not in word_vectors))
-        # One encoder call for questions and new words: a call's fixed cost is most of a short text's.
-        vectors = self.encoder.encode_queries([*questions, *unknown])
-        self._translator.remember(unknown, vectors[len(questions) :])
-        word_vectors.update(zip(unknown, vectors[len(questions) :], strict=True))
+        vectors = self.encoder.encode_queries(questions)
+        if unknown:
+            # A call of their own, although a call's fixed cost is most of a short text's: encoded with
+            # them, a question's vector would move in its 7th digit with what the cache holds.
+            new = self.encoder.encode_queries(unknown)
+            self._translator.remember(unknown, new)
+            word_vectors.update(zip(unknown, new, strict=True))
         queries = []
-        for question, lang, each, vector in zip(questions, langs, words, vectors[: len(questions)], strict=True):
+        for question, lang, each, vector in zip(questions, langs, words, vectors, strict=True):
             matrix = np.array([word_vectors[word] for word in each], dtype=np.float32)
             matrix = matrix.reshape(len(each), self.encoder.dim)
             queries.append(Query(question, lang, vector, self._translator.translations(lang, matrix, self.params)))

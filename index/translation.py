@@ -2,18 +2,18 @@
 
 Each content word of the question needs a vector: a word the corpus already
 has reuses the vocabulary's, a word seen in a recent question reuses that one,
-and only the rest go to the encoder, in the question's own call. Its nearest vocabulary words in each other
+and only the rest go to the encoder. Its nearest vocabulary words in each other
 language are then stemmed as that language (see ``index.vocabulary``).
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 
 import numpy as np
 
 from index.config import SearchParams
-from index.encoders import Encoder
 from index.lexical import tokenize
 from index.vocabulary import MAX_QUESTION_WORDS, Vocabulary, content_words
 
@@ -23,10 +23,10 @@ CACHED_WORDS = 10_000  # per searcher: 20 MB of 512-dimension vectors
 class Translator:
     """Translated query terms for one index; keeps the vectors of recent question words."""
 
-    def __init__(self, vocabulary: Vocabulary, encoder: Encoder) -> None:
+    def __init__(self, vocabulary: Vocabulary) -> None:
         self.vocabulary = vocabulary
-        self.encoder = encoder
         self._cache: dict[str, np.ndarray] = {}
+        self._cache_lock = threading.Lock()  # searches may share a searcher across threads
 
     def words(self, question: str, lang: str, params: SearchParams) -> list[str]:
         """The question's content words, when translation is on and some document is in another language."""
@@ -36,16 +36,17 @@ class Translator:
 
     def known_vectors(self, words: Sequence[str]) -> dict[str, np.ndarray]:
         """Vectors of the words that need no encoding: those in the cache or in the vocabulary."""
-        found = {word: self._cache[word] for word in words if word in self._cache}
+        found = {word: vector for word in words if (vector := self._cache.get(word)) is not None}
         found.update(self.vocabulary.known_vectors([word for word in words if word not in found]))
         return found
 
     def remember(self, words: Sequence[str], vectors: np.ndarray) -> None:
         """Keep freshly encoded word vectors for later questions (the oldest go first)."""
-        for word, vector in zip(words, vectors, strict=True):
-            if len(self._cache) >= CACHED_WORDS:
-                del self._cache[next(iter(self._cache))]
-            self._cache[word] = vector
+        with self._cache_lock:
+            for word, vector in zip(words, vectors, strict=True):
+                if len(self._cache) >= CACHED_WORDS:
+                    del self._cache[next(iter(self._cache))]
+                self._cache[word] = vector
 
     def translations(self, lang: str, word_vectors: np.ndarray, params: SearchParams) -> dict[str, list[str]]:
         """Per other document language, the stems of the vocabulary words nearest the given word vectors."""
