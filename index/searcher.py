@@ -131,21 +131,23 @@ class Searcher:
         """Questions as ``Query`` objects: their vectors, languages and translated terms."""
         langs = [detect_language(question) for question in questions]
         words = [self._translator.words(q, lang, self.params) for q, lang in zip(questions, langs, strict=True)]
-        word_vectors = self._translator.known_vectors([word for each in words for word in each])
-        unknown = list(dict.fromkeys(word for each in words for word in each if word not in word_vectors))
         vectors = self.encoder.encode_queries(questions)
+        self._learn_words(self._translator.untranslated([word for each in words for word in each], self.params))
+        return [
+            Query(question, lang, vector, self._translator.translations(each, lang, self.params))
+            for question, lang, each, vector in zip(questions, langs, words, vectors, strict=True)
+        ]
+
+    def _learn_words(self, words: list[str]) -> None:
+        """Translate words not seen with these parameters: stored vectors where the vocabulary or cache has
+        them, the encoder for the rest (in a call of their own, so that a question's vector never depends
+        on what is cached)."""
+        known = self._translator.known_vectors(words)
+        if known:
+            self._translator.learn(list(known), np.array(list(known.values())), self.params, encoded=False)
+        unknown = [word for word in words if word not in known]
         if unknown:
-            # A call of their own, although a call's fixed cost is most of a short text's: encoded with
-            # them, a question's vector would move in its 7th digit with what the cache holds.
-            new = self.encoder.encode_queries(unknown)
-            self._translator.remember(unknown, new)
-            word_vectors.update(zip(unknown, new, strict=True))
-        queries = []
-        for question, lang, each, vector in zip(questions, langs, words, vectors, strict=True):
-            matrix = np.array([word_vectors[word] for word in each], dtype=np.float32)
-            matrix = matrix.reshape(len(each), self.encoder.dim)
-            queries.append(Query(question, lang, vector, self._translator.translations(lang, matrix, self.params)))
-        return queries
+            self._translator.learn(unknown, self.encoder.encode_queries(unknown), self.params, encoded=True)
 
     def _answer(self, query: Query, k: int, began: float) -> SearchResult:
         ranked = self.rank(query, k)

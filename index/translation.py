@@ -17,16 +17,17 @@ from index.config import SearchParams
 from index.lexical import tokenize
 from index.vocabulary import MAX_QUESTION_WORDS, Vocabulary, content_words
 
-CACHED_WORDS = 10_000  # per searcher: 20 MB of 512-dimension vectors
+CACHED_WORDS = 10_000  # per searcher and cache: 20 MB of 512-dimension vectors
 
 
 class Translator:
-    """Translated query terms for one index; keeps the vectors of recent question words."""
+    """Translated query terms for one index; remembers recent words' vectors and translations."""
 
     def __init__(self, vocabulary: Vocabulary) -> None:
         self.vocabulary = vocabulary
-        self._cache: dict[str, np.ndarray] = {}
-        self._cache_lock = threading.Lock()  # searches may share a searcher across threads
+        self._vectors: dict[str, np.ndarray] = {}
+        self._stems: dict[tuple[str, int, float], dict[str, list[str]]] = {}  # (word, per word, threshold)
+        self._lock = threading.Lock()  # searches may share a searcher across threads
 
     def words(self, question: str, lang: str, params: SearchParams) -> list[str]:
         """The question's content words, when translation is on and some document is in another language."""
@@ -34,28 +35,46 @@ class Translator:
             return []
         return content_words(question, lang)[:MAX_QUESTION_WORDS]
 
+    def untranslated(self, words: Sequence[str], params: SearchParams) -> list[str]:
+        """The distinct words whose translations are not remembered for these parameters."""
+        return [w for w in dict.fromkeys(words) if _key(w, params) not in self._stems]
+
     def known_vectors(self, words: Sequence[str]) -> dict[str, np.ndarray]:
-        """Vectors of the words that need no encoding: those in the cache or in the vocabulary."""
-        found = {word: vector for word in words if (vector := self._cache.get(word)) is not None}
+        """Vectors of the words that need no encoding: those remembered or in the vocabulary."""
+        found = {word: vector for word in words if (vector := self._vectors.get(word)) is not None}
         found.update(self.vocabulary.known_vectors([word for word in words if word not in found]))
         return found
 
-    def remember(self, words: Sequence[str], vectors: np.ndarray) -> None:
-        """Keep freshly encoded word vectors for later questions (the oldest go first)."""
-        with self._cache_lock:
+    def learn(self, words: Sequence[str], vectors: np.ndarray, params: SearchParams, encoded: bool) -> None:
+        """Translate ``words`` (with their ``vectors``) into every vocabulary language and remember the stems;
+        remember the vectors too when they were ``encoded`` for this."""
+        stems: dict[str, dict[str, list[str]]] = {word: {} for word in words}
+        for lang in self.vocabulary.langs:
+            per_word, threshold = params.translations_per_word, params.translation_threshold
+            nearest = self.vocabulary.translate(vectors, lang, per_word, threshold)
+            for word, translations in zip(words, nearest, strict=True):
+                stems[word][lang] = list(dict.fromkeys(tokenize(" ".join(translations), lang)))
+        with self._lock:
             for word, vector in zip(words, vectors, strict=True):
-                if len(self._cache) >= CACHED_WORDS:
-                    del self._cache[next(iter(self._cache))]
-                self._cache[word] = vector
+                _put(self._stems, _key(word, params), stems[word])
+                if encoded:
+                    _put(self._vectors, word, vector)
 
-    def translations(self, lang: str, word_vectors: np.ndarray, params: SearchParams) -> dict[str, list[str]]:
-        """Per other document language, the stems of the vocabulary words nearest the given word vectors."""
-        p = params
-        out = {}
-        for other in self.vocabulary.langs:
-            if other != lang and len(word_vectors):
-                words = self.vocabulary.translate(word_vectors, other, p.translations_per_word, p.translation_threshold)
-                stems = list(dict.fromkeys(tokenize(" ".join(words), other)))
-                if stems:
-                    out[other] = stems
-        return out
+    def translations(self, words: Sequence[str], lang: str, params: SearchParams) -> dict[str, list[str]]:
+        """Per document language other than ``lang``, the stems of the words' remembered translations."""
+        out: dict[str, dict[str, None]] = {}
+        for word in words:
+            for other, stems in self._stems.get(_key(word, params), {}).items():
+                if other != lang and stems:
+                    out.setdefault(other, {}).update(dict.fromkeys(stems))
+        return {other: list(stems) for other, stems in out.items()}
+
+
+def _key(word: str, params: SearchParams) -> tuple[str, int, float]:
+    return word, params.translations_per_word, params.translation_threshold
+
+
+def _put(cache: dict, key, value) -> None:
+    if len(cache) >= CACHED_WORDS:
+        del cache[next(iter(cache))]  # the oldest
+    cache[key] = value

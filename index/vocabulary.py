@@ -92,16 +92,16 @@ class Vocabulary:
         positions = self._positions(lang)
         return self._stores[lang].get(np.array([positions[w] for w in words], dtype=np.int64))
 
-    def translate(self, vectors: np.ndarray, lang: str, per_word: int, threshold: float) -> list[str]:
-        """Words of ``lang`` nearest each query-word vector: up to ``per_word`` each, at similarity ≥ ``threshold``
-        and within ``MARGIN`` of that word's best."""
+    def translate(self, vectors: np.ndarray, lang: str, per_word: int, threshold: float) -> list[list[str]]:
+        """For each query-word vector, the words of ``lang`` nearest it: up to ``per_word``, at similarity
+        ≥ ``threshold`` and within ``MARGIN`` of that word's best."""
         store = self._stores.get(lang)
         if store is None or not len(store) or not len(vectors):
-            return []
+            return [[] for _ in range(len(vectors))]
         scores, ids = store.search(vectors, per_word)
         keep = (ids >= 0) & (scores >= threshold) & (scores >= scores[:, :1] - MARGIN)
         words = self.words[lang]
-        return list(dict.fromkeys(words[i] for i in ids[keep].tolist()))
+        return [[words[i] for i in row[kept].tolist()] for row, kept in zip(ids, keep, strict=True)]
 
     def updated(
         self, lang: str, wanted: Sequence[str], added: Sequence[str], vectors: np.ndarray

@@ -50,10 +50,10 @@ def test_corpus_words_keep_the_most_frequent_when_capped(monkeypatch):
 def test_english_words_translate_to_their_french_neighbours(encoder):
     vocabulary = french_vocabulary(encoder)
     english = encoder.encode_queries(["city", "delegations"])
-    assert vocabulary.translate(english, "fr", per_word=1, threshold=0.8) == ["ville", "délégations"]
-    assert vocabulary.translate(english, "fr", per_word=1, threshold=0.99) == []
-    assert vocabulary.translate(english, "es", per_word=1, threshold=0.5) == []  # no Spanish vocabulary
-    several = vocabulary.translate(encoder.encode_queries(["meet"]), "fr", per_word=3, threshold=0.5)
+    assert vocabulary.translate(english, "fr", per_word=1, threshold=0.8) == [["ville"], ["délégations"]]
+    assert vocabulary.translate(english, "fr", per_word=1, threshold=0.99) == [[], []]
+    assert vocabulary.translate(english, "es", per_word=1, threshold=0.5) == [[], []]  # no Spanish vocabulary
+    [several] = vocabulary.translate(encoder.encode_queries(["meet"]), "fr", per_word=3, threshold=0.5)
     assert 1 <= len(several) <= 3 and "rencontrent" in several
 
 
@@ -61,7 +61,7 @@ def test_a_large_vocabulary_uses_an_approximate_store_that_still_finds_the_word(
     monkeypatch.setattr(vocabulary_module, "APPROXIMATE_FROM", 100)
     vocabulary = french_vocabulary(encoder, Document("seed", "", SEED.read_text(encoding="utf-8"), {}))
     assert len(vocabulary) >= 100 and vocabulary._stores["fr"].kind == "ivf-sq8"
-    assert vocabulary.translate(encoder.encode_queries(["city"]), "fr", per_word=1, threshold=0.8) == ["ville"]
+    assert vocabulary.translate(encoder.encode_queries(["city"]), "fr", per_word=1, threshold=0.8) == [["ville"]]
 
 
 def test_the_vocabulary_survives_save_and_load_and_damage_is_reported(encoder, tmp_path):
@@ -93,11 +93,11 @@ def test_an_update_keeps_the_ids_of_kept_words_and_starts_afresh_when_most_slots
     slots = updated.words["fr"]
     assert slots[: len(before)] == [w if w != "rivière" else "" for w in before] and slots[-1] == "fleuve"
     assert len(updated) == len(wanted) and updated.missing({"fr": wanted}) == {"fr": []}
-    assert updated.translate(encoder.encode_queries(["river"]), "fr", 1, 0.5) == ["fleuve"]
+    assert updated.translate(encoder.encode_queries(["river"]), "fr", 1, 0.5) == [["fleuve"]]
     few = ["ville", "fleuve"]
     rebuilt = assemble_vocabulary({"fr": few}, {}, updated)
     assert rebuilt.words["fr"] == few  # no empty slots left
-    assert rebuilt.translate(encoder.encode_queries(["city"]), "fr", 1, 0.8) == ["ville"]
+    assert rebuilt.translate(encoder.encode_queries(["city"]), "fr", 1, 0.8) == [["ville"]]
 
 
 def test_word_vectors_come_from_the_vocabulary_or_the_cache_before_the_encoder(built, encoder):
