@@ -4,8 +4,8 @@ A multilingual encoder puts a word near its translations (``meet`` beside
 ``rencontrent`` and ``réunies``, ``strike`` beside ``frappe``, ``city`` beside
 ``ville``). A build embeds every distinct content word of the corpus, one
 vocabulary per document language; at query time the question's content words
-are embedded with it, and their nearest words in another language become
-stemmed BM25 terms for the documents in that language. Word prefixes match
+get vectors too (see ``index.translation``), and their nearest words in another
+language become stemmed BM25 terms for the documents in that language. Word prefixes match
 cognates (``delegations``/``délégations``); this matches translations too.
 """
 
