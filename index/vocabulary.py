@@ -5,8 +5,9 @@ A multilingual encoder puts a word near its translations (``meet`` beside
 ``ville``). A build embeds every distinct content word of the corpus, one
 vocabulary per document language; at query time the question's content words
 get vectors too (see ``index.translation``), and their nearest words in another
-language become stemmed BM25 terms for the documents in that language. Word prefixes match
-cognates (``delegations``/``délégations``); this matches translations too.
+language become stemmed BM25 terms for the documents in that language. Word
+prefixes match cognates (``delegations``/``délégations``); this matches
+translations too.
 """
 
 from __future__ import annotations
@@ -145,28 +146,26 @@ class Vocabulary:
 
 
 def assemble_vocabulary(
-    wanted: dict[str, list[str]], new_vectors: dict[str, np.ndarray], previous: Vocabulary | None
+    wanted: dict[str, list[str]], new_vectors: dict[str, dict[str, np.ndarray]], previous: Vocabulary | None
 ) -> Vocabulary:
-    """A vocabulary of ``wanted`` words. ``new_vectors`` are aligned with ``previous.missing(wanted)``, or with
-    ``wanted`` when there is no previous vocabulary; the other vectors come from ``previous``, whose stores are
-    updated in place where they can be."""
+    """A vocabulary of ``wanted`` words: the vectors of words new to it from ``new_vectors`` (per language,
+    word -> vector), the others from ``previous``, whose stores are updated in place where they can be."""
     words: dict[str, list[str]] = {}
     stores: dict[str, VectorStore] = {}
     for lang, wanted_words in wanted.items():
         if not wanted_words:
             continue
-        added = wanted_words if previous is None else previous.missing({lang: wanted_words})[lang]
-        vectors = np.asarray(new_vectors.get(lang, np.empty((0, 0))), dtype=np.float32)
-        updated = previous.updated(lang, wanted_words, added, vectors) if previous else None
-        words[lang], stores[lang] = updated or _fresh_language(lang, wanted_words, added, vectors, previous)
+        fresh = new_vectors.get(lang, {})
+        vectors = np.array(list(fresh.values()), dtype=np.float32)
+        updated = previous.updated(lang, wanted_words, list(fresh), vectors) if previous else None
+        words[lang], stores[lang] = updated or _fresh_language(lang, wanted_words, fresh, previous)
     return Vocabulary(words, stores)
 
 
 def _fresh_language(
-    lang: str, words: list[str], added: list[str], vectors: np.ndarray, previous: Vocabulary | None
+    lang: str, words: list[str], fresh: dict[str, np.ndarray], previous: Vocabulary | None
 ) -> tuple[list[str], VectorStore]:
     """Slots without gaps and a new store for one language, reusing the previous vectors of known words."""
-    fresh = dict(zip(added, vectors, strict=True))
     known = [w for w in words if w not in fresh]
     reused = dict(zip(known, previous.vectors_of(lang, known), strict=True)) if known and previous else {}
     matrix = np.array([fresh[w] if w in fresh else reused[w] for w in words], dtype=np.float32)

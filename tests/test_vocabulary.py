@@ -26,7 +26,8 @@ SPANISH = Document("es.txt", "", "La ciudad recibe a las delegaciones.", {})
 
 def french_vocabulary(encoder, *documents: Document) -> Vocabulary:
     words = corpus_words([FRENCH, *documents], ["fr"] * (1 + len(documents)))
-    return assemble_vocabulary(words, {"fr": encoder.encode_passages(words["fr"])}, None)
+    vectors = dict(zip(words["fr"], encoder.encode_passages(words["fr"]), strict=True))
+    return assemble_vocabulary(words, {"fr": vectors}, None)
 
 
 def test_content_words_drop_stopwords_short_words_and_digits():
@@ -89,7 +90,8 @@ def test_an_update_keeps_the_ids_of_kept_words_and_starts_afresh_when_most_slots
     vocabulary = french_vocabulary(encoder)
     before = list(vocabulary.words["fr"])
     wanted = sorted(set(before) - {"rivière"} | {"fleuve"})
-    updated = assemble_vocabulary({"fr": wanted}, {"fr": encoder.encode_passages(["fleuve"])}, vocabulary)
+    fleuve = {"fleuve": encoder.encode_passages(["fleuve"])[0]}
+    updated = assemble_vocabulary({"fr": wanted}, {"fr": fleuve}, vocabulary)
     slots = updated.words["fr"]
     assert slots[: len(before)] == [w if w != "rivière" else "" for w in before] and slots[-1] == "fleuve"
     assert len(updated) == len(wanted) and updated.missing({"fr": wanted}) == {"fr": []}
