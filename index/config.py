@@ -45,6 +45,10 @@ class SearchParams(BaseModel):
         "translates to.",
     )
     translations_per_word: int = Field(1, ge=1, le=10, description="Most corpus words one question word translates to.")
+    hub_penalty: float = Field(
+        0.5, ge=0, le=2, description="Times a passage's or sentence's question hubness taken off its vector "
+        "similarity (0 turns it off; see index/hubness.py).",
+    )
 
 
 class Settings(BaseSettings):
@@ -64,6 +68,10 @@ class Settings(BaseSettings):
         True, description="Embed and BM25-index each passage with its document title in front (rebuild needed)."
     )
     bm25_k1: float = Field(0.6, gt=0, le=5, description="BM25 term-frequency saturation (applied at the next build).")
+    question_reference: Path | None = Field(
+        None, description="Question reference (.npy from `qa reference`) for hubness; default: the one shipped for "
+        "the model, if any (rebuild needed).",
+    )
     batch_size: int = Field(64, ge=1, le=1024, description="Texts per encoder call while building.")
     ann_threshold: int = Field(
         50_000, ge=1, description="Vector count above which FAISS switches to an approximate index."

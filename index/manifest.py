@@ -9,7 +9,8 @@ from pathlib import Path
 
 from index.errors import IndexCorruptError, IndexMismatchError
 
-FORMAT_VERSION = 3  # 2: BM25 over word prefixes and over sentences; 3: the vocabulary of embedded words
+# 2: BM25 over word prefixes and over sentences; 3: the vocabulary of embedded words; 4: question hubness
+FORMAT_VERSION = 4
 MANIFEST_FILE = "manifest.json"
 REBUILD_HINT = "rebuild it with `qa build` (or `make index`)"
 
@@ -24,6 +25,7 @@ class BuildSettings:
     chunk_overlap: int
     splitter: str = "prose-v1"
     title_in_passages: bool = False  # passages embedded and BM25-indexed with their document title
+    reference: str = ""  # digest of the question reference the hubness was computed with ("" for none)
 
 
 @dataclass
@@ -88,7 +90,7 @@ def check_compatible(stored: BuildSettings, wanted: BuildSettings, where: Path) 
         return
     differences = [
         f"{name} {getattr(stored, name)!r} (configured: {getattr(wanted, name)!r})"
-        for name in ("model", "dim", "chunk_size", "chunk_overlap", "splitter", "title_in_passages")
+        for name in ("model", "dim", "chunk_size", "chunk_overlap", "splitter", "title_in_passages", "reference")
         if getattr(stored, name) != getattr(wanted, name)
     ]
     raise IndexMismatchError(

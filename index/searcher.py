@@ -27,8 +27,11 @@ from index.language import detect_language
 from index.lexical import tokenize_query
 from index.manifest import REBUILD_HINT
 from index.store import IndexData
-from index.tables import link_spans
+from index.tables import SpanTable, link_spans
 from index.translation import Translator
+from index.vectorstore import VectorStore
+
+OVERSAMPLE = 3  # rows asked of a vector store per row kept, when the hubness penalty may reorder them
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,7 @@ class Searcher:
         self._doc_langs = np.array(data.doc_langs)
         self._same_rows: dict[str, np.ndarray | bool] = {}
         self._translator = Translator(data.vocabulary)
+        self._has_hubness = bool(data.manifest.settings.reference)
 
     @property
     def model(self) -> str:
@@ -170,11 +174,10 @@ class Searcher:
         """
         p = self.params
         question, lang = query.text, query.lang
-        chunk_scores, chunk_ids = self.data.chunk_vectors.search(query.vector[None, :], p.pool)
-        valid = chunk_ids[0] >= 0
-        chunk_rows = self.data.chunks.rows_of_ids(chunk_ids[0][valid])
-        dense = ScoredRows(chunk_rows, chunk_scores[0][valid])
-        sentences = self._sentence_list(query.vector)
+        data, vector = self.data, query.vector
+        dense = self._nearest(data.chunk_vectors, data.chunks, data.chunk_hubness, vector, p.pool)
+        nearest = self._nearest(data.sentence_vectors, data.sentences, data.sentence_hubness, vector, p.sentence_pool)
+        sentences = self._best_per_passage(nearest.rows, nearest.scores)
         same = self._same_language_rows(lang)
         lexical: Ranked = {}
         cognates: Ranked = {}
@@ -210,10 +213,21 @@ class Searcher:
             self._same_rows[lang] = True if mask.all() else False if not mask.any() else mask
         return self._same_rows[lang]
 
-    def _sentence_list(self, query: np.ndarray) -> Ranked:
-        scores, ids = self.data.sentence_vectors.search(query[None, :], self.params.sentence_pool)
+    def _nearest(self, store: VectorStore, table: SpanTable, hub: np.ndarray, vector: np.ndarray, k: int) -> ScoredRows:
+        """The ``k`` rows of ``table`` most similar to ``vector``, less ``hub_penalty`` times their hubness.
+
+        The penalty can lift a row past others, so the store is asked for
+        ``OVERSAMPLE`` times more rows than are kept.
+        """
+        penalty = self.params.hub_penalty if self._has_hubness else 0.0
+        scores, ids = store.search(vector[None, :], k * OVERSAMPLE if penalty else k)
         valid = ids[0] >= 0
-        return self._best_per_passage(self.data.sentences.rows_of_ids(ids[0][valid]), scores[0][valid])
+        rows, scores = table.rows_of_ids(ids[0][valid]), scores[0][valid]
+        if penalty:
+            scores = scores - penalty * hub[rows]
+            best_first = np.argsort(-scores, kind="stable")[:k]
+            rows, scores = rows[best_first], scores[best_first]
+        return ScoredRows(rows, scores)
 
     def _sentence_bm25(self, question: str, lang: str, lists: list[Ranked], same: np.ndarray | bool) -> Ranked:
         """Best stemmed-BM25 sentence of each candidate passage in the question's language.

@@ -22,6 +22,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from index.corpus import Document
 from index.errors import BuildInProgressError, IndexCorruptError, IndexMissingError
 from index.lexical import LexicalIndex
@@ -48,6 +50,8 @@ class IndexData:
     cognates: LexicalIndex  # passages, word prefixes: questions in another language
     sentence_lexical: LexicalIndex  # sentences, stems
     vocabulary: Vocabulary  # corpus words and their vectors, per language: translated query terms
+    chunk_hubness: np.ndarray  # per passage row, its question hubness (index.hubness; zeros without a reference)
+    sentence_hubness: np.ndarray  # per sentence row
     folder: Path | None = None
 
     def lexical_parts(self) -> dict[str, LexicalIndex]:
@@ -113,6 +117,9 @@ def write_index(data: IndexData, folder: Path) -> None:
         lexical.save(folder / name)
     (folder / "vocabulary").mkdir()
     data.vocabulary.save(folder / "vocabulary")
+    (folder / "hubness").mkdir()
+    for name, values in (("chunks", data.chunk_hubness), ("sentences", data.sentence_hubness)):
+        np.save(folder / "hubness" / f"{name}.npy", values.astype(np.float32), allow_pickle=False)
     data.manifest.files = checksum_folder(folder)
     (folder / MANIFEST_FILE).write_text(data.manifest.to_json(), encoding="utf-8")
     _fsync_tree(folder)
@@ -164,10 +171,15 @@ def read_index(folder: Path, verify: bool = True) -> IndexData:
             cognates=LexicalIndex.load(folder / "bm25-cognates"),
             sentence_lexical=LexicalIndex.load(folder / "bm25-sentences"),
             vocabulary=Vocabulary.load(folder / "vocabulary"),
+            chunk_hubness=np.load(folder / "hubness" / "chunks.npy", allow_pickle=False),
+            sentence_hubness=np.load(folder / "hubness" / "sentences.npy", allow_pickle=False),
             folder=folder,
         )
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise IndexCorruptError(f"index at {folder} is damaged ({type(exc).__name__}): {REBUILD_HINT}") from exc
+    counts = (len(data.chunks), len(data.chunk_hubness), len(data.sentences), len(data.sentence_hubness))
+    if counts[0] != counts[1] or counts[2] != counts[3]:
+        raise IndexCorruptError(f"index at {folder} has hubness for other rows than its tables: {REBUILD_HINT}")
     if len(data.chunks) != manifest.counts.get("chunks") or len(data.documents) != manifest.counts.get("documents"):
         raise IndexCorruptError(f"index at {folder} does not match its manifest counts: {REBUILD_HINT}")
     return data

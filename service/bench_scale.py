@@ -188,6 +188,7 @@ def scaled_index(base: IndexData, copies: int, ann_threshold: int, sigma: float,
     data = IndexData(
         manifest, documents, base.doc_langs * copies, chunks, sentences, chunk_store, sentence_store,
         lexical, cognates, sentence_lexical, base.vocabulary,  # copies repeat the texts: the same words
+        np.tile(base.chunk_hubness, copies), np.tile(base.sentence_hubness, copies),  # near copies: near hubness
     )
     return data, {"chunk_store": chunk_stats, "sentence_store": sentence_stats}
 

@@ -87,8 +87,20 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("-k", type=int, default=5, help="passages per question for hit@k and passage_chars")
     ev.add_argument("--json", action="store_true", help="print one JSON object keyed by set name")
     ev.add_argument("--report", type=Path, help="write an HTML report into this folder")
+    ev.add_argument("--articles", choices=("all", "even", "odd"), default="all",
+                    help="score only the questions about every other article of a SQuAD set (see `qa reference`)")
     ev.add_argument("--index", type=Path)
     ev.set_defaults(run=_eval)
+
+    ref = commands.add_parser(
+        "reference", help="train the question reference for hubness from SQuAD files (see index/hubness.py)"
+    )
+    ref.add_argument("files", nargs="+", type=Path, help="SQuAD .json (or .jsonl) files whose questions to use")
+    ref.add_argument("--out", type=Path, help="where to write the .npy (default: the package's, for the model)")
+    ref.add_argument("--centroids", type=int, default=512, help="clusters of questions kept (default 512)")
+    ref.add_argument("--articles", choices=("all", "even", "odd"), default="all",
+                     help="use only the questions about every other article, to test on the rest")
+    ref.set_defaults(run=_reference)
 
     bench = commands.add_parser("bench", help="measure build and query speed (writes var/bench/)")
     bench.add_argument("--quick", action="store_true", help="a short run (under 2 minutes)")
@@ -158,6 +170,12 @@ def _eval(args: argparse.Namespace, settings: Settings) -> int:
 
     files = args.files or [DEFAULT_EVAL_SET]
     return run_eval(files, settings, args)
+
+
+def _reference(args: argparse.Namespace, settings: Settings) -> int:
+    from service.reference import run_reference
+
+    return run_reference(args.files, settings, args)
 
 
 def _bench(args: argparse.Namespace, settings: Settings) -> int:

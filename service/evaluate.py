@@ -11,7 +11,7 @@ import numpy as np
 from index.config import Settings
 from index.corpus import load_corpus
 from index.encoders import load_encoder
-from index.evaluation.datasets import EvalSet, load_eval_file, replace_questions, squad_documents
+from index.evaluation.datasets import EvalSet, every_other_article, load_eval_file, replace_questions, squad_documents
 from index.evaluation.runner import SetScore, evaluate, searcher_for
 
 COLUMNS = ("hit@1", "hit@5", "mrr@10", "n", "passage_chars", "highlight_hit", "seconds")
@@ -27,6 +27,8 @@ def run_eval(files: list[Path], settings: Settings, args: argparse.Namespace) ->
         eval_set = load_eval_file(path)
         if args.questions_from:
             eval_set = replace_questions(eval_set, args.questions_from)
+        if getattr(args, "articles", "all") != "all":
+            eval_set = every_other_article(eval_set, args.articles)
         corpus = _corpus_documents(eval_set, settings, distractors)
         searcher = searcher_for(
             eval_set,

@@ -117,3 +117,16 @@ def replace_questions(target: EvalSet, source_path: Path) -> EvalSet:
     ]
     name = f"{target.name} <- {Path(source_path).name}"
     return EvalSet(name, questions, target.documents, dict(target.meta))
+
+
+def every_other_article(eval_set: EvalSet, parity: str) -> EvalSet:
+    """The questions about the ``even`` or ``odd`` articles of a SQuAD set (counted from 0), all articles kept.
+
+    Splitting by article lets one half train something (a question reference)
+    and the other half test it on articles whose questions it never saw.
+    """
+    if eval_set.documents is None:
+        raise EvalDataError(f"{eval_set.name} has no articles of its own to split: use a SQuAD file")
+    wanted = {doc.doc_id for i, doc in enumerate(eval_set.documents) if i % 2 == (parity == "odd")}
+    questions = [q for q in eval_set.questions if q.gold_doc in wanted]
+    return EvalSet(f"{eval_set.name} ({parity} articles)", questions, eval_set.documents, dict(eval_set.meta))

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from index.builder import build_from_documents
+from index.builder import build_from_documents, build_settings
 from index.config import SearchParams, Settings
 from index.corpus import Document
 from index.encoders import Encoder, canonical_model_name
@@ -134,18 +134,20 @@ def searcher_for(
     documents = list(eval_set.documents or corpus_documents) + list(extra_documents)
     if eval_set.documents is None and not extra_documents:
         return Searcher(read_index(resolve_live(settings.index_dir)), encoder, params or settings.search)
-    cache = _cache_dir(documents, settings)
+    cache = _cache_dir(documents, settings, build_settings(settings, encoder).reference)
     cached = settings.model_copy(update={"index_dir": cache})
     build_from_documents(documents, cached, encoder, show_progress=show_progress)
     return Searcher(read_index(resolve_live(cache)), encoder, params or settings.search)
 
 
-def _cache_dir(documents: Sequence[Document], settings: Settings) -> Path:
+def _cache_dir(documents: Sequence[Document], settings: Settings, reference: str) -> Path:
     digest = hashlib.sha256()
     for doc in documents:
         digest.update(doc.doc_id.encode() + b"\0" + doc.content_hash.encode())
     key = f"{canonical_model_name(settings.model)}-{settings.chunk_size}-{settings.chunk_overlap}-{SPLITTER}"
     if settings.title_in_passages:
         key += "-titled"
+    if reference:  # one cache per question reference, so that trying another does not rebuild this one
+        key += f"-ref{reference[:8]}"
     safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in key)
     return Path(settings.index_dir).parent / "cache" / "eval" / f"{safe}-{digest.hexdigest()[:16]}" / "index"
