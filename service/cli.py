@@ -110,11 +110,15 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _build(args: argparse.Namespace, settings: Settings) -> int:
-    from index.builder import build_index
+    from index.builder import build_index, question_reference
     from index.encoders import load_encoder
 
-    report = build_index(settings, load_encoder(settings.model), show_progress=not args.quiet)
+    encoder = load_encoder(settings.model)
+    report = build_index(settings, encoder, show_progress=not args.quiet)
     print(report.summary())
+    if question_reference(settings, encoder) is None:
+        print(f"note: no question reference for model {settings.model!r}, so no hubness correction; "
+              "`qa reference` makes one (see README, Models)", file=sys.stderr)  # fmt: skip
     return 0
 
 

@@ -167,3 +167,12 @@ def test_qa_reference_writes_a_reference_and_refuses_too_few_questions(tmp_path)
     assert info["model"] == "usem3" and info["questions"] == 6 and np.load(out).shape == (4, 512)
     refused = qa("reference", str(path), "--centroids", "64", "--out", str(out))
     assert refused.returncode == 2 and "cannot make 64 centroids" in refused.stderr
+
+
+def test_a_model_without_a_reference_builds_without_hubness_and_says_so(tmp_path):
+    corpus = make_corpus(tmp_path / "corpus")
+    result = qa("build", "--corpus", str(corpus), "--index", str(tmp_path / "index"), env={"QA_MODEL": "minilm"})
+    assert result.returncode == 0, result.stderr
+    assert "no question reference for model 'minilm'" in result.stderr
+    data = read_index(resolve_live(tmp_path / "index"))
+    assert data.manifest.settings.reference == "" and not data.chunk_hubness.any()
