@@ -166,7 +166,8 @@ class Searcher:
     def retrieve(self, query: Query) -> list[Ranked]:
         """The six ranked lists, in the order of ``fuse``'s weights.
 
-        Passage vectors, best sentence vectors, then BM25: stemmed passages and
+        Passage vectors, best sentence vectors (both less their question
+        hubness, see ``_nearest``), then BM25: stemmed passages and
         best stemmed sentence for documents in the question's language; word
         prefixes, and the stems of the question words' translations, for
         documents in other languages. A list with no document of its kind is
