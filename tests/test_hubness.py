@@ -21,6 +21,7 @@ from index.hubness import (
 )
 from index.searcher import Searcher
 from index.store import read_index, resolve_live
+from service.state import ServiceState
 from tests.conftest import make_corpus, make_settings
 from tests.test_cli import qa
 
@@ -113,6 +114,8 @@ def test_another_reference_means_a_full_rebuild(tmp_path, encoder):
     path = tmp_path / "mine.npy"
     QuestionReference(centroids, ReferenceInfo("usem3", 3, 16, ["made up"])).save(path)
     settings = make_settings(tmp_path, question_reference=path)
+    with pytest.raises(IndexMismatchError, match=r"reference .*rebuild"):
+        ServiceState(settings, encoder).load()  # the service refuses the index built with the shipped one
     report = build_index(settings, encoder, show_progress=False)
     assert report.reused_documents == 0
     data = read_index(resolve_live(settings.index_dir))
