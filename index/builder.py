@@ -67,7 +67,11 @@ def question_reference(settings: Settings, encoder: Encoder) -> QuestionReferenc
 
 
 def build_settings(settings: Settings, encoder: Encoder) -> BuildSettings:
-    reference = question_reference(settings, encoder)
+    """What an index built with these settings records, and must match to be loaded with them."""
+    return _build_settings(settings, encoder, question_reference(settings, encoder))
+
+
+def _build_settings(settings: Settings, encoder: Encoder, reference: QuestionReference | None) -> BuildSettings:
     return BuildSettings(
         model=canonical_model_name(settings.model),
         dim=encoder.dim,
@@ -93,10 +97,11 @@ def build_from_documents(
     """Index ``documents`` into a new build folder, then make it the live index."""
     began = time.perf_counter()
     index_dir = Path(settings.index_dir)
-    wanted = build_settings(settings, encoder)
+    reference = question_reference(settings, encoder)
+    wanted = _build_settings(settings, encoder, reference)
     with build_lock(index_dir):
         previous = _previous_index(index_dir, wanted)
-        data, reused, embedded = _assemble(documents, wanted, previous, encoder, settings, show_progress)
+        data, reused, embedded = _assemble(documents, wanted, previous, encoder, settings, reference, show_progress)
         folder = new_build_folder(index_dir)
         try:
             write_index(data, folder)
@@ -134,6 +139,7 @@ def _assemble(
     previous: IndexData | None,
     encoder: Encoder,
     settings: Settings,
+    reference: QuestionReference | None,
     show_progress: bool,
 ) -> tuple[IndexData, int, int]:
     reusable = _reusable_spans(previous) if previous else {}
@@ -162,9 +168,8 @@ def _assemble(
         )
         lexical, cognates, sentence_lexical = lexical_future.result()
     if stores is None:  # the store kind must change: embed everything
-        return _assemble(documents, wanted, None, encoder, settings, show_progress)
+        return _assemble(documents, wanted, None, encoder, settings, reference, show_progress)
     chunk_store, sentence_store = stores
-    reference = question_reference(settings, encoder)
     chunk_hubness = _hubness(reference, chunks, chunk_new, span_vectors[0], *_previous_hubness(previous, "chunks"))
     sentence_hubness = _hubness(
         reference, sentences, sentence_new, span_vectors[1], *_previous_hubness(previous, "sentences")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,6 +25,18 @@ from index.store import read_index, resolve_live
 from service.state import ServiceState
 from tests.conftest import make_corpus, make_settings
 from tests.test_cli import qa
+
+
+def write_squad(path: Path, articles: int) -> Path:
+    """A SQuAD file of ``articles`` one-paragraph articles with one question each (ids q0, q1, ...)."""
+    data = [
+        {"title": f"T{i}", "paragraphs": [{"context": f"Text {i}.", "qas": [
+            {"id": f"q{i}", "question": f"Who wrote book number {i}?", "answers": [{"text": "Text", "answer_start": 0}]}
+        ]}]}
+        for i in range(articles)
+    ]  # fmt: skip
+    path.write_text(json.dumps({"data": data}), encoding="utf-8")
+    return path
 
 
 def unit(rows: np.ndarray) -> np.ndarray:
@@ -136,15 +149,7 @@ def test_the_penalty_takes_hubness_off_the_vector_scores(built, encoder):
 
 
 def test_every_other_article_splits_questions_not_documents(tmp_path):
-    squad = {"data": [
-        {"title": f"T{i}", "paragraphs": [{"context": f"Article {i} text.", "qas": [
-            {"id": f"q{i}", "question": f"What about {i}?", "answers": [{"text": "text", "answer_start": 10}]}
-        ]}]}
-        for i in range(5)
-    ]}  # fmt: skip
-    path = tmp_path / "set.json"
-    path.write_text(json.dumps(squad), encoding="utf-8")
-    full = load_eval_file(path)
+    full = load_eval_file(write_squad(tmp_path / "set.json", 5))
     even, odd = every_other_article(full, "even"), every_other_article(full, "odd")
     assert [q.qid for q in even.questions] == ["q0", "q2", "q4"] and [q.qid for q in odd.questions] == ["q1", "q3"]
     assert even.documents == odd.documents == full.documents
@@ -155,14 +160,7 @@ def test_every_other_article_splits_questions_not_documents(tmp_path):
 
 
 def test_qa_reference_writes_a_reference_and_refuses_too_few_questions(tmp_path):
-    squad = {"data": [
-        {"title": f"T{i}", "paragraphs": [{"context": f"Text {i}.", "qas": [
-            {"id": f"q{i}", "question": f"Who wrote book number {i}?", "answers": [{"text": "Text", "answer_start": 0}]}
-        ]}]}
-        for i in range(12)
-    ]}  # fmt: skip
-    path = tmp_path / "questions.json"
-    path.write_text(json.dumps(squad), encoding="utf-8")
+    path = write_squad(tmp_path / "questions.json", 12)
     out = tmp_path / "ref" / "usem3.npy"
     result = qa("reference", str(path), "--centroids", "4", "--articles", "even", "--out", str(out))
     assert result.returncode == 0, result.stderr
