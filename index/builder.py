@@ -170,10 +170,10 @@ def _assemble(
     if stores is None:  # the store kind must change: embed everything
         return _assemble(documents, wanted, None, encoder, settings, reference, show_progress)
     chunk_store, sentence_store = stores
-    chunk_hubness = _hubness(reference, chunks, chunk_new, span_vectors[0], *_previous_hubness(previous, "chunks"))
-    sentence_hubness = _hubness(
-        reference, sentences, sentence_new, span_vectors[1], *_previous_hubness(previous, "sentences")
-    )
+    chunk_before = (previous.chunks, previous.chunk_hubness) if previous else None
+    sentence_before = (previous.sentences, previous.sentence_hubness) if previous else None
+    chunk_hubness = _hubness(reference, chunks, chunk_new, span_vectors[0], chunk_before)
+    sentence_hubness = _hubness(reference, sentences, sentence_new, span_vectors[1], sentence_before)
     vocabulary = assemble_vocabulary(words, word_vectors, previous.vocabulary if previous else None)
     manifest = Manifest(
         settings=wanted,
@@ -238,27 +238,18 @@ def _embed_new(
     return (chunk_store, sentence_store), word_vectors, span_vectors, len(texts)
 
 
-def _previous_hubness(previous: IndexData | None, kind: str) -> tuple[SpanTable, np.ndarray] | tuple[()]:
-    """A previous build's table of ``kind`` (chunks or sentences) and its hubness, to carry over."""
-    if previous is None:
-        return ()
-    if kind == "chunks":
-        return previous.chunks, previous.chunk_hubness
-    return previous.sentences, previous.sentence_hubness
-
-
 def _hubness(
     reference: QuestionReference | None,
     table: SpanTable,
     new_rows: list[int],
     vectors: np.ndarray,
-    previous_table: SpanTable | None = None,
-    previous: np.ndarray | None = None,
+    before: tuple[SpanTable, np.ndarray] | None,
 ) -> np.ndarray:
-    """Question hubness of every row: computed for the new rows, carried over by id from the previous build."""
+    """Question hubness of every row: computed for the new rows, carried over by id from ``before``, the
+    previous build's table and hubness."""
     if reference is None:
         return np.zeros(len(table), dtype=np.float32)
-    previous_ids = previous_table.ids if previous_table is not None else None
+    previous_ids, previous = (before[0].ids, before[1]) if before else (None, None)
     return carried_hubness(previous_ids, previous, table.ids, new_rows, reference.hubness(vectors))
 
 

@@ -27,7 +27,7 @@ def run_eval(files: list[Path], settings: Settings, args: argparse.Namespace) ->
         eval_set = load_eval_file(path)
         if args.questions_from:
             eval_set = replace_questions(eval_set, args.questions_from)
-        if getattr(args, "articles", "all") != "all":
+        if args.articles != "all":
             eval_set = every_other_article(eval_set, args.articles)
         corpus = _corpus_documents(eval_set, settings, distractors)
         searcher = searcher_for(
