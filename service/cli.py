@@ -183,7 +183,7 @@ def _reference(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _bench(args: argparse.Namespace, settings: Settings) -> int:
-    from service.bench import run_bench
+    from service.bench.run import run_bench
 
     return run_bench(settings, quick=args.quick, as_json=args.json)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from service.bench_http import process_tree
+from service.bench.http_load import process_tree
 from tests.conftest import make_corpus
 from tests.helpers import QAServe, run_qa
 

@@ -1,6 +1,6 @@
 """HTTP part of the benchmark: ``qa serve`` in a subprocess, driven by a load generator in another.
 
-The load generator (``python -m service.bench_http spec.json``) runs N asyncio
+The load generator (``python -m service.bench.http_load spec.json``) runs N asyncio
 clients that POST /ask back to back for a fixed time and prints one JSON
 object: requests/s, latency percentiles and error count. Only loopback.
 """
@@ -21,8 +21,8 @@ import httpx
 import numpy as np
 
 from index.store import read_manifest, resolve_live
-from service import bench_wrk
-from service.bench_scale import peak_rss_mb
+from service.bench import wrk as bench_wrk
+from service.bench.scale import peak_rss_mb
 
 HOST = "127.0.0.1"
 
@@ -82,7 +82,7 @@ def _load(url: str, questions: list[str], clients: int, seconds: float, probe=No
         json.dump({"url": url, "questions": questions, "clients": clients, "seconds": seconds}, spec)
     try:
         load = subprocess.run(
-            [sys.executable, "-m", "service.bench_http", spec.name],
+            [sys.executable, "-m", "service.bench.http_load", spec.name],
             capture_output=True,
             text=True,
             check=True,

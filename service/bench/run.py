@@ -30,12 +30,13 @@ from index.evaluation.datasets import EvalSet, squad_documents
 from index.evaluation.runner import evaluate
 from index.searcher import Searcher
 from index.store import read_index, resolve_live
-from service.bench_http import run_http
-from service.bench_peer import interleaved_latency, run_peer
-from service.bench_report import render_markdown, targets
-from service.bench_scale import peak_rss_mb
+from service.bench.http_load import run_http
+from service.bench.peer import interleaved_latency, run_peer
+from service.bench.report import render_markdown, targets
+from service.bench.scale import peak_rss_mb
 
-EVAL = Path(__file__).resolve().parent.parent.parent / "shared" / "eval"  # ../shared/eval from the project root
+ROOT = Path(__file__).resolve().parents[2]  # the project root
+EVAL = ROOT.parent / "shared" / "eval"  # ../shared/eval beside it
 SIGMA = 0.02  # per-dimension noise of synthetic vector copies (cosine ~0.9 to the original)
 FULL = {"docs": None, "questions": (400, 100, 100), "sizes": [10_000, 100_000, 1_000_000], "http_size": 100_000,
         "http_seconds": 20.0, "http_runs": 3, "ann_threshold": None, "build_runs": 3}  # fmt: skip
@@ -105,7 +106,7 @@ def _run(settings: Settings, cfg: dict, quick: bool, work: Path, out_dir: Path) 
             spec["profile"] = str(Path(spec["profile"]) / f"search-{size}.txt")
         if size == cfg["http_size"]:
             spec["save_to"] = str(http_dir)
-        results["scale"].append(_child("service.bench_scale", spec, work / f"scale-{size}.json"))
+        results["scale"].append(_child("service.bench.scale", spec, work / f"scale-{size}.json"))
         _save_partial(out_dir, results)
 
     _log(f"HTTP load at {cfg['http_size']} chunks")

@@ -7,7 +7,7 @@ the real vectors; the other copies get each vector plus gaussian noise
 same way (term weights kept as in the real index). Stores are chosen as the
 builder chooses them: exact below ``ann_threshold``, IVF-SQ8 above.
 
-Run as ``python -m service.bench_scale spec.json`` in a child process so each
+Run as ``python -m service.bench.scale spec.json`` in a child process so each
 size gets its own peak RSS; it prints one JSON object.
 """
 

@@ -1,6 +1,6 @@
 """Load with ``wrk`` (Debian's package), when it is installed: a C load generator.
 
-The Python generator in ``bench_http`` spends a core of its own parsing
+The Python generator in ``http_load`` spends a core of its own parsing
 responses on this 2-core machine, which the server then lacks; wrk costs far
 less. A Lua script rotates through the questions and prints one JSON line.
 """

@@ -10,7 +10,7 @@ from index.evaluation.datasets import EvalQuestion
 from index.evaluation.metrics import first_hit, hit_at
 from index.evaluation.runner import is_hit
 from index.store import IndexData
-from service.bench_scale import percentiles
+from service.bench.scale import percentiles
 
 
 def run_peer(data: IndexData, questions: list[EvalQuestion]) -> tuple[dict, Callable[[str], object]]:
