@@ -35,7 +35,7 @@ from index.translation import Translator
 from index.vectorstore import IdSubset, VectorStore
 
 OVERSAMPLE = 3  # rows asked of a vector store per row kept, when the hubness penalty may reorder them
-FILTERS_KEPT = 32  # distinct filters whose allowed rows a searcher keeps (a few MB each at a million rows)
+FILTERS_KEPT = 16  # distinct filters whose allowed rows a searcher keeps (up to ~16 MB each with their vectors)
 Filter = Mapping[str, Any] | None  # the ``filters`` object of POST /ask (index.filters)
 
 
