@@ -179,6 +179,7 @@ class AllowedRows:
     chunk_ids: IdSubset  # their vector-store ids
     sentence_ids: IdSubset
     count: int  # allowed passages
+    documents: int  # allowed documents
     by_language: dict[str, tuple] = field(default_factory=dict)  # Searcher's cache of language masks
 
     @classmethod
@@ -190,4 +191,5 @@ class AllowedRows:
             chunk_ids=IdSubset(chunks.ids[chunk_mask], len(chunks)),
             sentence_ids=IdSubset(sentences.ids[sentence_mask], len(sentences)),
             count=int(chunk_mask.sum()),
+            documents=int(documents.sum()),
         )

@@ -170,25 +170,28 @@ class FaissVectorStore:
     def search_subset(self, query: np.ndarray, k: int, subset: IdSubset) -> tuple[np.ndarray, np.ndarray]:
         """Small subsets are scored exactly; larger ones searched with FAISS's ID selector.
 
-        IVF probes ``nprobe / fraction`` lists then, so the probed lists hold as
-        many allowed rows as an unrestricted search would see. Should they still
-        hold fewer than ``k`` (a skewed subset), the subset is scored exactly:
-        a restricted search never returns fewer rows than it could.
+        IVF probes ``nprobe / fraction`` lists then, so the probed lists hold
+        about as many allowed rows as an unrestricted search sees. Should they
+        hold fewer than ``k`` (a subset skewed towards a few lists), the probes
+        double until they do or every list is probed: a restricted search never
+        returns fewer rows than it could.
         """
         if not len(subset):
             return np.empty((1, 0), dtype=np.float32), np.empty((1, 0), dtype=np.int64)
         query = np.asarray(query, dtype=np.float32).reshape(-1)
+        k = min(k, len(subset))
         if len(subset) <= EXACT_SUBSET_ROWS:
             return exact_top(query, subset.vectors(self), subset.ids, k)
         if self.kind == "flat":
-            params = faiss.SearchParameters(sel=subset.selector())
-        else:
-            nprobe = min(self._index.nlist, math.ceil(self._index.nprobe / subset.fraction))
+            return self._search_one(query[None, :], k, faiss.SearchParameters(sel=subset.selector()))
+        nlist = self._index.nlist
+        nprobe = min(nlist, math.ceil(self._index.nprobe / subset.fraction))
+        while True:
             params = faiss.SearchParametersIVF(sel=subset.selector(), nprobe=nprobe)
-        scores, ids = self._search_one(query[None, :], min(k, len(subset)), params)
-        if (ids[0] >= 0).sum() < min(k, len(subset)):
-            return exact_top(query, self.get(subset.ids), subset.ids, k)
-        return scores, ids
+            scores, ids = self._search_one(query[None, :], k, params)
+            if nprobe == nlist or (ids[0] >= 0).sum() >= k:
+                return scores, ids
+            nprobe = min(nlist, 2 * nprobe)
 
     def _search_one(self, queries: np.ndarray, k: int, params: faiss.SearchParameters):
         threads = faiss.omp_get_max_threads()

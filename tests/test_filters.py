@@ -202,3 +202,23 @@ def test_documents_without_a_date_are_left_out_by_a_date_filter(tmp_path: Path):
     docs[1] = replace(docs[1], metadata={})
     columns = DocumentColumns(docs, ["fr", "fr"])
     assert columns.allowed(parse_filters({"published": {"gte": "2000-01-01"}})).tolist() == [True, False]
+
+
+def test_an_ivf_search_of_a_skewed_subset_probes_until_it_has_k_rows(monkeypatch):
+    """Half the rows, all in the lists farthest from the query: the first ``nprobe / fraction`` probes see
+    none of them, so probing doubles until k are found."""
+    monkeypatch.setattr(vectorstore, "EXACT_SUBSET_ROWS", 0)
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(4000, 32)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    store = vectorstore.FaissVectorStore.approximate(vectors)
+    store.add(np.arange(4000), vectors)
+    index, query = store._index, vectors[0]
+    _, lists = index.quantizer.search(vectors, 1)
+    _, by_distance = index.quantizer.search(query[None, :], index.nlist)
+    far = by_distance[0][index.nlist // 2 :]
+    subset = vectorstore.IdSubset(np.flatnonzero(np.isin(lists[:, 0], far)), 4000)
+    assert index.nprobe / subset.fraction < index.nlist / 2  # the first probes miss the subset entirely
+    scores, ids = store.search_subset(query, 10, subset)
+    assert len(ids[0]) == 10 and set(ids[0].tolist()) <= set(subset.ids.tolist())
+    assert np.allclose(scores[0], store.get(ids[0]) @ query, atol=1e-4)  # approximate, as IVF is: k of them
