@@ -19,10 +19,10 @@ from index.errors import IndexCorruptError
 META_FILE = "store.json"
 ONE_THREAD_QUERIES = 32
 # Up to this many allowed rows, a restricted search scores them all exactly (their stored vectors, fetched
-# once per filter: ~12 ms for 4,096 IVF-SQ8 rows) instead of asking FAISS: faster, and an IVF index cannot
-# starve it. `python -m service.bench.subset` at 100k rows, one thread: exact 0.12 ms vs 0.41 ms with the ID
-# selector at 4,000 rows, 0.25 vs 0.40 ms at 8,000, 1.0 vs 0.36 ms at 16,000. 4,096 rather than ~10,000
-# keeps the cached vectors of a filter at 8 MB per store.
+# once per filter into a flat index: ~12 ms for 4,096 IVF-SQ8 rows) instead of searching the whole store
+# with an ID selector: faster, and an IVF index cannot starve it. `python -m service.bench.subset` (100k
+# rows, one thread): exact 0.16 ms vs 0.38 ms with the selector at 4,000 rows, 0.35 vs 0.44 ms at 8,000,
+# 1.0 vs 0.5 ms at 16,000. 4,096 rather than ~10,000 keeps a filter's vectors at 8 MB per store.
 EXACT_SUBSET_ROWS = 4096
 
 
@@ -34,7 +34,7 @@ class IdSubset:
         self.total = total  # rows of the whole table, for the fraction the subset keeps
         self._bitmap: np.ndarray | None = None
         self._selector: faiss.IDSelector | None = None
-        self._vectors: np.ndarray | None = None
+        self._flat: faiss.IndexFlatIP | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -52,11 +52,14 @@ class IdSubset:
             self._selector = faiss.IDSelectorBitmap(len(self._bitmap), faiss.swig_ptr(self._bitmap))
         return self._selector
 
-    def vectors(self, store: VectorStore) -> np.ndarray:
-        """The subset's stored vectors, fetched on first use (only small subsets are scored this way)."""
-        if self._vectors is None:
-            self._vectors = np.ascontiguousarray(store.get(self.ids), dtype=np.float32)
-        return self._vectors
+    def flat(self, store: VectorStore) -> faiss.IndexFlatIP:
+        """An exact index of the subset's stored vectors (positions in ``ids``), made on first use; only small
+        subsets are scored this way. FAISS rather than a numpy product: one query's scan then stays on one
+        thread, where BLAS would wake threads that spin on a shared machine."""
+        if self._flat is None:
+            self._flat = faiss.IndexFlatIP(store.dim)
+            self._flat.add(np.ascontiguousarray(store.get(self.ids), dtype=np.float32))
+        return self._flat
 
 
 def exact_top(query: np.ndarray, vectors: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -181,25 +184,18 @@ class FaissVectorStore:
         query = np.asarray(query, dtype=np.float32).reshape(-1)
         k = min(k, len(subset))
         if len(subset) <= EXACT_SUBSET_ROWS:
-            return exact_top(query, subset.vectors(self), subset.ids, k)
+            scores, at = _one_thread_search(subset.flat(self), query[None, :], k)
+            return scores, subset.ids[at]
         if self.kind == "flat":
-            return self._search_one(query[None, :], k, faiss.SearchParameters(sel=subset.selector()))
+            return _one_thread_search(self._index, query[None, :], k, faiss.SearchParameters(sel=subset.selector()))
         nlist = self._index.nlist
         nprobe = min(nlist, math.ceil(self._index.nprobe / subset.fraction))
         while True:
             params = faiss.SearchParametersIVF(sel=subset.selector(), nprobe=nprobe)
-            scores, ids = self._search_one(query[None, :], k, params)
+            scores, ids = _one_thread_search(self._index, query[None, :], k, params)
             if nprobe == nlist or (ids[0] >= 0).sum() >= k:
                 return scores, ids
             nprobe = min(nlist, 2 * nprobe)
-
-    def _search_one(self, queries: np.ndarray, k: int, params: faiss.SearchParameters):
-        threads = faiss.omp_get_max_threads()
-        faiss.omp_set_num_threads(1)  # one query: see search()
-        try:
-            return self._index.search(queries, k, params=params)
-        finally:
-            faiss.omp_set_num_threads(threads)
 
     def save(self, folder: Path) -> None:
         faiss.write_index(self._index, str(folder / "vectors.faiss"))
@@ -269,6 +265,16 @@ class NumpyVectorStore:
         store._ids = np.load(folder / "ids.npy", allow_pickle=False)
         store._vectors = np.load(folder / "vectors.npy", allow_pickle=False)
         return store
+
+
+def _one_thread_search(index: faiss.Index, queries: np.ndarray, k: int, params=None):
+    """``index.search`` on this thread only (one query: see ``FaissVectorStore.search``)."""
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        return index.search(queries, k, params=params)
+    finally:
+        faiss.omp_set_num_threads(threads)
 
 
 def new_vector_store(vectors: np.ndarray, ann_threshold: int) -> VectorStore:

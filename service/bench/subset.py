@@ -55,7 +55,7 @@ def main(rows: int = 100_000, k: int = 300) -> None:
     for size in SIZES:
         subset = IdSubset(rng.choice(rows, size, replace=False), rows)
         vectorstore.EXACT_SUBSET_ROWS = rows
-        subset.vectors(store)  # cached once per filter, as the searcher does
+        subset.flat(store)  # made once per filter, as the searcher does
         exact = median_ms(store, queries, subset, k)
         vectorstore.EXACT_SUBSET_ROWS = 0
         selector = median_ms(store, queries, subset, k)
