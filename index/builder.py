@@ -283,7 +283,9 @@ def _reusable_spans(previous: IndexData) -> dict[tuple[str, str], _DocSpans]:
             sentences=_spans(previous.sentences, s),
             chunk_ids=previous.chunks.ids[c],
             sentence_ids=previous.sentences.ids[s],
-            lang=previous.doc_langs[row],
+            # A detected language is reused (detection is the slow part); a declared one is not, so that
+            # removing a document's ``lang`` brings detection back.
+            lang=None if "lang" in doc.metadata else previous.doc_langs[row],
         )
     return out
 

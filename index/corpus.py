@@ -16,10 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from index.errors import CorpusNotFoundError, EmptyCorpusError
+from index.metadata import MetadataError, clean_fields, headline, read_html, split_front_matter
 
 log = logging.getLogger(__name__)
 
 TEXT_SUFFIXES = {".txt", ".md"}
+HTML_SUFFIXES = {".html", ".htm"}
 JSONL_SUFFIX = ".jsonl"
 MAX_FILE_BYTES = 20 * 1024 * 1024  # larger files are almost always dumps, not articles
 KNOWN_LANGS = {"fr", "en", "es", "de", "it", "pt", "nl"}
@@ -36,7 +38,12 @@ class Document:
 
     @property
     def content_hash(self) -> str:
-        """SHA-256 of everything that affects indexing (title and text)."""
+        """SHA-256 of everything that affects the vectors (title and text).
+
+        Metadata is left out: a build always stores the documents' current
+        metadata and rebuilds BM25 whole, so a metadata change needs no new
+        vectors (see ``index.builder._reusable_spans`` for the language).
+        """
         digest = hashlib.sha256()
         digest.update(self.title.encode("utf-8"))
         digest.update(b"\0")
@@ -57,7 +64,7 @@ def load_corpus(corpus_dir: Path, max_file_bytes: int = MAX_FILE_BYTES) -> Corpu
     root = Path(corpus_dir)
     if not root.is_dir():
         raise CorpusNotFoundError(
-            f"corpus folder {root} does not exist: create it and put .txt, .md or .jsonl files in it"
+            f"corpus folder {root} does not exist: create it and put .txt, .md, .html or .jsonl files in it"
         )
     documents: list[Document] = []
     warnings: list[str] = []
@@ -72,7 +79,9 @@ def load_corpus(corpus_dir: Path, max_file_bytes: int = MAX_FILE_BYTES) -> Corpu
     for warning in warnings:
         log.warning("skipped %s", warning)
     if not documents:
-        raise EmptyCorpusError(f"corpus folder {root} holds no usable document: add UTF-8 .txt, .md or .jsonl files")
+        raise EmptyCorpusError(
+            f"corpus folder {root} holds no usable document: add UTF-8 .txt, .md, .jsonl or .html files"
+        )
     return CorpusLoad(documents, warnings)
 
 
@@ -120,8 +129,8 @@ def _inside(path: Path | None, root: Path) -> bool:
 def _read_file(root: Path, path: Path, max_bytes: int, warnings: list[str]) -> list[Document]:
     rel = path.relative_to(root).as_posix()
     suffix = path.suffix.lower()
-    if suffix not in TEXT_SUFFIXES and suffix != JSONL_SUFFIX:
-        warnings.append(f"{rel}: unsupported file type (use .txt, .md or .jsonl)")
+    if suffix not in TEXT_SUFFIXES | HTML_SUFFIXES and suffix != JSONL_SUFFIX:
+        warnings.append(f"{rel}: unsupported file type (use .txt, .md, .html or .jsonl)")
         return []
     if not path.is_file():
         warnings.append(f"{rel}: not a regular file")
@@ -138,6 +147,8 @@ def _read_file(root: Path, path: Path, max_bytes: int, warnings: list[str]) -> l
     if b"\0" in raw:
         warnings.append(f"{rel}: binary file (contains NUL bytes)")
         return []
+    if suffix in HTML_SUFFIXES:
+        return _read_page(rel, path, raw, warnings)
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -145,14 +156,39 @@ def _read_file(root: Path, path: Path, max_bytes: int, warnings: list[str]) -> l
         return []
     if suffix == JSONL_SUFFIX:
         return _parse_jsonl(rel, text, warnings)
+    try:
+        fields, text = split_front_matter(text)
+    except MetadataError as exc:
+        warnings.append(f"{rel}: {exc}")
+        return []
     if not text.strip():
         warnings.append(f"{rel}: empty file")
         return []
+    metadata = _file_metadata(rel, path, fields)
+    title = metadata.pop("title", None) or _title_for(path, text)
+    return [Document(rel, title, text, metadata)]
+
+
+def _read_page(rel: str, path: Path, raw: bytes, warnings: list[str]) -> list[Document]:
+    """A web page: its main text, title, date and site, as trafilatura extracts them."""
+    try:
+        text, fields = read_html(raw)
+    except MetadataError as exc:
+        warnings.append(f"{rel}: {exc}")
+        return []
+    metadata = _file_metadata(rel, path, fields)
+    title = metadata.pop("title", None) or _file_title(path)
+    return [Document(rel, title, text, metadata)]
+
+
+def _file_metadata(rel: str, path: Path, fields: dict[str, Any]) -> dict[str, Any]:
+    """The file's own fields over what its name says: its path, and ``lang`` from ``name.fr.txt``."""
     metadata: dict[str, Any] = {"path": rel}
     lang = _lang_from_name(path.name)
     if lang:
         metadata["lang"] = lang
-    return [Document(rel, _title_for(path, text), text, metadata)]
+    metadata.update(fields)
+    return metadata
 
 
 def _parse_jsonl(rel: str, text: str, warnings: list[str]) -> list[Document]:
@@ -169,7 +205,11 @@ def _parse_jsonl(rel: str, text: str, warnings: list[str]) -> list[Document]:
         if problem:
             warnings.append(f"{rel}:{number}: {problem}")
             continue
-        metadata = {key: record[key] for key in ("url", "published", "lang") if key in record}
+        try:
+            metadata = clean_fields({k: v for k, v in record.items() if k not in ("id", "text", "title")})
+        except MetadataError as exc:
+            warnings.append(f"{rel}:{number}: {exc}")
+            continue
         metadata["path"] = rel
         title = str(record.get("title") or record["id"])
         documents.append(Document(str(record["id"]), title, record["text"], metadata))
@@ -189,11 +229,18 @@ def _jsonl_problem(record: Any) -> str | None:
 
 
 def _title_for(path: Path, text: str) -> str:
-    """The first Markdown heading, else the file name made readable."""
+    """The first Markdown heading of a .md, the first line of a .txt when it reads as a headline, else the
+    file name made readable. The line stays in the text: offsets are on the file's text."""
     if path.suffix.lower() == ".md":
         for line in text.splitlines():
             if line.startswith("# "):
                 return line[2:].strip()
+    elif title := headline(text):
+        return title
+    return _file_title(path)
+
+
+def _file_title(path: Path) -> str:
     stem = path.name.split(".")[0]
     return stem.replace("-", " ").replace("_", " ").strip().capitalize() or path.name
 

@@ -51,3 +51,7 @@ class BuildInProgressError(QAError):
 
 class SearchUnavailableError(QAError):
     """A search process stopped; the server is starting new ones."""
+
+
+class InvalidFilterError(InvalidQueryError):
+    """A metadata filter names a field no document has, or holds a malformed value."""

@@ -53,7 +53,10 @@ def top_k(scores: np.ndarray, k: int, allowed: np.ndarray | None = None) -> Scor
     if not len(rows):
         return ScoredRows([], [])
     if len(rows) < min(k, len(scores)):
-        rows = np.append(rows, np.flatnonzero(scores <= 0)[0])
+        zeros = np.flatnonzero(scores <= 0)
+        if allowed is not None:
+            zeros = zeros[allowed[zeros]]  # a filter's list holds allowed rows only, zero row included
+        rows = np.append(rows, zeros[:1])
     k = min(k, len(rows))
     values = scores[rows]
     part = np.argpartition(-values, k - 1)[:k]

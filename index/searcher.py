@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -12,6 +14,7 @@ from tqdm.auto import tqdm
 from index.config import SearchParams
 from index.encoders import Encoder
 from index.errors import DocumentNotFoundError, IndexMismatchError, InvalidQueryError
+from index.filters import AllowedRows, DocumentColumns, Filters, parse_filters
 from index.fusion import (
     Ranked,
     ScoredRows,
@@ -29,9 +32,11 @@ from index.manifest import REBUILD_HINT
 from index.store import IndexData
 from index.tables import SpanTable, link_spans
 from index.translation import Translator
-from index.vectorstore import VectorStore
+from index.vectorstore import IdSubset, VectorStore
 
 OVERSAMPLE = 3  # rows asked of a vector store per row kept, when the hubness penalty may reorder them
+FILTERS_KEPT = 16  # distinct filters whose allowed rows a searcher keeps (up to ~16 MB each with their vectors)
+Filter = Mapping[str, Any] | None  # the ``filters`` object of POST /ask (index.filters)
 
 
 @dataclass(frozen=True)
@@ -60,6 +65,7 @@ class Query:
     lang: str
     vector: np.ndarray
     translations: dict[str, list[str]]  # other document language -> stems of the question words' translations
+    allowed: AllowedRows | None = None  # the rows a filter keeps; None: every row
 
 
 @dataclass(frozen=True)
@@ -88,6 +94,8 @@ class Searcher:
         self._same_rows: dict[str, np.ndarray | bool] = {}
         self._translator = Translator(data.vocabulary)
         self._has_hubness = bool(data.manifest.settings.reference)
+        self._columns: DocumentColumns | None = None
+        self._allowed: OrderedDict[Filters, AllowedRows] = OrderedDict()
 
     @property
     def model(self) -> str:
@@ -100,36 +108,56 @@ class Searcher:
             raise DocumentNotFoundError(f"no document with id {doc_id!r} in the index")
         return self.data.documents[row]
 
-    def search(self, question: str, k: int = 5) -> SearchResult:
-        """The ``k`` passages that best answer ``question``, best first."""
+    def search(self, question: str, k: int = 5, filters: Filter = None) -> SearchResult:
+        """The ``k`` passages that best answer ``question``, best first, from the documents ``filters`` allows."""
         began = time.perf_counter()
-        return self._answer(self.encode([_checked(question, k)])[0], k, began)
+        question, allowed = _checked(question, k), self.allowed(filters)
+        return self._answer(_restricted(self.encode([question])[0], allowed), k, began)
 
-    def search_many(self, questions: list[str], k: int = 5, show_progress: bool = False) -> list[SearchResult]:
+    def search_many(
+        self, questions: list[str], k: int = 5, show_progress: bool = False, filters: Filter = None
+    ) -> list[SearchResult]:
         """``search`` for many questions, encoding them in one batch (``took_ms`` then excludes encoding)."""
         cleaned = [_checked(question, k) for question in questions]
+        allowed = self.allowed(filters)
         if not cleaned:
             return []
         queries = tqdm(self.encode(cleaned), desc="Searching", unit="q", disable=not show_progress)
-        return [self._answer(query, k, time.perf_counter()) for query in queries]
+        return [self._answer(_restricted(query, allowed), k, time.perf_counter()) for query in queries]
 
-    def search_batch(self, requests: Sequence[tuple[str, int]]) -> list[SearchResult]:
-        """``search`` for several (question, k) pairs with one encoder call for all of them.
+    def search_batch(self, requests: Sequence[tuple[str, int] | tuple[str, int, Filter]]) -> list[SearchResult]:
+        """``search`` for several (question, k) or (question, k, filters) with one encoder call for all of them.
 
         A server under load gathers waiting questions into one call: the encoder
         reads its weights once for the batch instead of once per question. Each
         ``took_ms`` counts the shared encoding plus that question's own search.
         """
         began = time.perf_counter()
-        cleaned = [(_checked(question, k), k) for question, k in requests]
+        cleaned = [(_checked(q, k), k, self.allowed(rest[0] if rest else None)) for q, k, *rest in requests]
         if not cleaned:
             return []
-        queries = self.encode([question for question, _ in cleaned])
+        queries = self.encode([question for question, _, _ in cleaned])
         encoding = time.perf_counter() - began
         return [
-            self._answer(query, k, time.perf_counter() - encoding)
-            for query, (_, k) in zip(queries, cleaned, strict=True)
+            self._answer(_restricted(query, allowed), k, time.perf_counter() - encoding)
+            for query, (_, k, allowed) in zip(queries, cleaned, strict=True)
         ]
+
+    def allowed(self, filters: Filter) -> AllowedRows | None:
+        """The rows ``filters`` keeps (None: no filter); InvalidFilterError for an unknown field or a bad date."""
+        parsed = parse_filters(filters)
+        if parsed is None:
+            return None
+        if parsed in self._allowed:
+            self._allowed.move_to_end(parsed)
+            return self._allowed[parsed]
+        if self._columns is None:
+            self._columns = DocumentColumns(self.data.documents, self.data.doc_langs)
+        rows = AllowedRows.of(self._columns.allowed(parsed), self.data.chunks, self.data.sentences)
+        self._allowed[parsed] = rows
+        while len(self._allowed) > FILTERS_KEPT:
+            self._allowed.popitem(last=False)
+        return rows
 
     def encode(self, questions: Sequence[str]) -> list[Query]:
         """Questions as ``Query`` objects: their vectors, languages and translated terms."""
@@ -174,25 +202,29 @@ class Searcher:
         left empty without being computed.
         """
         p = self.params
-        question, lang = query.text, query.lang
+        question, lang, allowed = query.text, query.lang, query.allowed
+        if allowed is not None and not allowed.count:
+            return [{} for _ in range(6)]  # the filter keeps no passage
         data, vector = self.data, query.vector
-        dense = self._nearest(data.chunk_vectors, data.chunks, data.chunk_hubness, vector, p.pool)
-        nearest = self._nearest(data.sentence_vectors, data.sentences, data.sentence_hubness, vector, p.sentence_pool)
+        chunk_ids, sentence_ids = (allowed.chunk_ids, allowed.sentence_ids) if allowed else (None, None)
+        dense = self._nearest(data.chunk_vectors, data.chunks, data.chunk_hubness, vector, p.pool, chunk_ids)
+        nearest = self._nearest(
+            data.sentence_vectors, data.sentences, data.sentence_hubness, vector, p.sentence_pool, sentence_ids
+        )
         sentences = self._best_per_passage(nearest.rows, nearest.scores)
-        same = self._same_language_rows(lang)
+        same, other = self._language_rows(lang, allowed)
         lexical: Ranked = {}
         cognates: Ranked = {}
         translated: Ranked = {}
-        mixed = isinstance(same, np.ndarray)
         if same is not False:
-            lexical = top_k(self.data.lexical.scores(question, lang), p.pool, allowed=same if mixed else None)
-        if same is not True:
+            lexical = top_k(self.data.lexical.scores(question, lang), p.pool, allowed=same)
+        if other is not False:
             across = self.data.cognates if p.cross_language_terms == "prefixes" else self.data.lexical
-            cognates = top_k(across.scores(question, lang), p.pool, allowed=~same if mixed else None)
+            cognates = top_k(across.scores(question, lang), p.pool, allowed=other)
             terms = [term for stems in query.translations.values() for term in stems]
             if terms:
                 scores = self.data.lexical.scores_of_terms(terms)
-                translated = top_k(scores, p.pool, allowed=~same if mixed else None)
+                translated = top_k(scores, p.pool, allowed=other)
         best_sentence: Ranked = {}
         if p.sentence_bm25:
             best_sentence = self._sentence_bm25(question, lang, [dense, sentences, lexical], same)
@@ -214,14 +246,46 @@ class Searcher:
             self._same_rows[lang] = True if mask.all() else False if not mask.any() else mask
         return self._same_rows[lang]
 
-    def _nearest(self, store: VectorStore, table: SpanTable, hub: np.ndarray, vector: np.ndarray, k: int) -> ScoredRows:
+    def _language_rows(self, lang: str, allowed: AllowedRows | None) -> tuple[Rows, Rows]:
+        """Allowed passage rows in ``lang`` and in other languages, each a mask, None (every row) or False (none).
+
+        Computed once per language and filter: BM25 masks its scores with them.
+        """
+        if allowed is not None and lang in allowed.by_language:
+            return allowed.by_language[lang]
+        same = self._same_language_rows(lang)
+        if allowed is None:
+            mixed = isinstance(same, np.ndarray)
+            return (same if mixed else None if same else False), (~same if mixed else False if same else None)
+        if isinstance(same, np.ndarray):
+            in_lang, out_lang = allowed.chunks & same, allowed.chunks & ~same
+        else:
+            in_lang, out_lang = (allowed.chunks, False) if same else (False, allowed.chunks)
+        pair = (_mask_or_false(in_lang), _mask_or_false(out_lang))
+        allowed.by_language[lang] = pair
+        return pair
+
+    def _nearest(
+        self,
+        store: VectorStore,
+        table: SpanTable,
+        hub: np.ndarray,
+        vector: np.ndarray,
+        k: int,
+        subset: IdSubset | None = None,
+    ) -> ScoredRows:
         """The ``k`` rows of ``table`` most similar to ``vector``, less ``hub_penalty`` times their hubness.
 
         The penalty can lift a row past others, so the store is asked for
-        ``OVERSAMPLE`` times more rows than are kept.
+        ``OVERSAMPLE`` times more rows than are kept. With a ``subset``, only
+        its rows are searched (``VectorStore.search_subset``).
         """
         penalty = self.params.hub_penalty if self._has_hubness else 0.0
-        scores, ids = store.search(vector[None, :], k * OVERSAMPLE if penalty else k)
+        wanted = k * OVERSAMPLE if penalty else k
+        if subset is None:
+            scores, ids = store.search(vector[None, :], wanted)
+        else:
+            scores, ids = store.search_subset(vector, wanted, subset)
         valid = ids[0] >= 0
         rows, scores = table.rows_of_ids(ids[0][valid]), scores[0][valid]
         if penalty:
@@ -230,8 +294,9 @@ class Searcher:
             rows, scores = rows[best_first], scores[best_first]
         return ScoredRows(rows, scores)
 
-    def _sentence_bm25(self, question: str, lang: str, lists: list[Ranked], same: np.ndarray | bool) -> Ranked:
-        """Best stemmed-BM25 sentence of each candidate passage in the question's language.
+    def _sentence_bm25(self, question: str, lang: str, lists: list[Ranked], same: Rows) -> Ranked:
+        """Best stemmed-BM25 sentence of each candidate passage among the allowed rows ``same`` (in the question's
+        language; None: every row).
 
         A re-ranking signal: only the sentences of passages that another list
         found are scored, so its cost does not grow with the index.
@@ -239,7 +304,7 @@ class Searcher:
         if same is False:
             return {}
         candidates = candidate_rows(lists)
-        if same is not True:
+        if same is not None:
             candidates = candidates[same[candidates]]
         first = self._links.chunk_first_sentence[candidates]
         counts = np.maximum(self._links.chunk_last_sentence[candidates] - first + 1, 0)
@@ -270,6 +335,17 @@ class Searcher:
         h_start, h_end = pick_sentence(doc.text, (start, end), spans, vectors @ query.vector, terms[doc_lang], doc_lang)
         highlight = Highlight(h_start, h_end, doc.text[h_start:h_end])
         return Passage(doc.doc_id, doc.title, start, end, doc.text[start:end], float(score), highlight)
+
+
+Rows = np.ndarray | bool | None  # a row mask; None: every row; False: no row
+
+
+def _mask_or_false(mask: np.ndarray | bool) -> Rows:
+    return False if isinstance(mask, np.ndarray) and not mask.any() else mask
+
+
+def _restricted(query: Query, allowed: AllowedRows | None) -> Query:
+    return query if allowed is None else replace(query, allowed=allowed)
 
 
 def _checked(question: str, k: int) -> str:

@@ -22,6 +22,7 @@ from index.errors import (
     DocumentNotFoundError,
     EmptyCorpusError,
     IndexMissingError,
+    InvalidFilterError,
     InvalidQueryError,
     ModelUnavailableError,
     QAError,
@@ -37,6 +38,7 @@ STATIC = Path(__file__).parent / "static"
 
 # HTTP status of each core error; anything unlisted is a 500 with its message.
 STATUS = {
+    InvalidFilterError: 422,  # an unknown field or a malformed date: the message names it
     InvalidQueryError: 422,
     DocumentNotFoundError: 404,
     IndexMissingError: 503,
@@ -147,8 +149,14 @@ def _add_routes(app: FastAPI, backend: LocalBackend | PoolBackend) -> None:
 
     @app.post("/ask", response_model=AskResponse, responses={**ERRORS, 422: {"model": ErrorOut}})
     async def ask(body: AskRequest) -> Response:
-        """Return the ``k`` passages that best answer the question, best first."""
-        body_json, build = await backend.ask(body.question, body.k)
+        """Return the ``k`` passages that best answer the question, best first.
+
+        With ``filters``, only passages of the documents they allow are searched (inside retrieval, so ``k``
+        come back whenever that many match); an unknown field or a malformed date is a 422 naming it, a
+        filter that matches nothing an empty list.
+        """
+        filters = body.filters.model_dump(exclude_none=True) if body.filters is not None else None
+        body_json, build = await backend.ask(body.question, body.k, filters)
         # Already JSON of the AskResponse shape, built from the same dataclasses, so it is not
         # validated a second time (tests/test_api.py::test_the_ask_body_matches_its_declared_schema).
         return Response(body_json, media_type="application/json", headers={BUILD_HEADER: build})

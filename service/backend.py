@@ -56,29 +56,29 @@ def live_searcher(state: ServiceState) -> Searcher:
     return searcher
 
 
-def answer(state: ServiceState, question: str, k: int) -> tuple[bytes, str]:
+def answer(state: ServiceState, question: str, k: int, filters: dict | None = None) -> tuple[bytes, str]:
     """The /ask response body as JSON (``AskResponse``), and the build that answered.
 
     Serialised here, in the process that searched, so that the HTTP process in
     front of a pool only relays bytes.
     """
     searcher = live_searcher(state)
-    return _body(searcher.search(question, k)), build_name(searcher)
+    return _body(searcher.search(question, k, filters)), build_name(searcher)
 
 
-def answer_many(state: ServiceState, asks: list[tuple[str, int]]) -> list[tuple[bytes, str] | QAError]:
-    """``answer`` for each (question, k), encoding the questions together; a failed one is its error."""
+def answer_many(state: ServiceState, asks: list[tuple]) -> list[tuple[bytes, str] | QAError]:
+    """``answer`` for each (question, k[, filters]), encoding the questions together; a failed one is its error."""
     searcher = live_searcher(state)
     try:
         results = searcher.search_batch(asks)
-    except InvalidQueryError:  # one bad question must not fail the others
-        return [_answer_or_error(state, question, k) for question, k in asks]
+    except InvalidQueryError:  # one bad question (or filter) must not fail the others
+        return [_answer_or_error(state, *ask) for ask in asks]
     return [(_body(result), build_name(searcher)) for result in results]
 
 
-def _answer_or_error(state: ServiceState, question: str, k: int) -> tuple[bytes, str] | QAError:
+def _answer_or_error(state: ServiceState, question: str, k: int, filters: dict | None = None):
     try:
-        return answer(state, question, k)
+        return answer(state, question, k, filters)
     except QAError as exc:
         return exc
 
@@ -133,10 +133,10 @@ class LocalBackend:
     async def stop(self) -> None:
         pass
 
-    async def ask(self, question: str, k: int) -> tuple[bytes, str]:
+    async def ask(self, question: str, k: int, filters: dict | None = None) -> tuple[bytes, str]:
         # On the event loop, not in a thread: a search is ~10 ms of CPU that holds the GIL
         # for much of it, so a thread hop per request adds contention and no parallelism.
-        return answer(self.state, question, k)
+        return answer(self.state, question, k, filters)
 
     async def document(self, doc_id: str) -> dict:
         return document(self.state, doc_id)
@@ -174,8 +174,8 @@ class PoolBackend:
     async def stop(self) -> None:
         await asyncio.get_running_loop().run_in_executor(None, self._executor.shutdown)
 
-    async def ask(self, question: str, k: int) -> tuple[bytes, str]:
-        return await self._batcher.ask(question, k)
+    async def ask(self, question: str, k: int, filters: dict | None = None) -> tuple[bytes, str]:
+        return await self._batcher.ask(question, k, filters)
 
     async def document(self, doc_id: str) -> dict:
         return await self._run(_in_worker, document, doc_id)

@@ -17,9 +17,11 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from functools import partial
 
-# Sends a list of (question, k) to a search process; resolves to one result per
-# question, each the (body, build) pair or the error raised for that question.
-Dispatch = Callable[[list[tuple[str, int]]], Awaitable[list]]
+# Sends a list of (question, k), or (question, k, filters) for a filtered one, to a
+# search process; resolves to one result per question, each the (body, build) pair
+# or the error raised for that question. Filters travel with their question, so
+# questions with different filters share a batch (and its encoder call).
+Dispatch = Callable[[list[tuple]], Awaitable[list]]
 
 
 class AskBatcher:
@@ -31,27 +33,27 @@ class AskBatcher:
         self._dispatch = dispatch
         self._free = slots
         self._max_batch = max_batch
-        self._waiting: deque[tuple[str, int, asyncio.Future]] = deque()
+        self._waiting: deque[tuple[tuple, asyncio.Future]] = deque()
         self._in_flight: set[asyncio.Future] = set()  # the loop keeps only weak references to tasks
 
-    async def ask(self, question: str, k: int) -> tuple[bytes, str]:
+    async def ask(self, question: str, k: int, filters: dict | None = None) -> tuple[bytes, str]:
         """The (body, build) for one question; raises what the search raised for it."""
         future = asyncio.get_running_loop().create_future()
-        self._waiting.append((question, k, future))
+        self._waiting.append(((question, k) if filters is None else (question, k, filters), future))
         self._send()
         return await future
 
     def _send(self) -> None:
         while self._free and self._waiting:
             batch = [self._waiting.popleft() for _ in range(min(self._max_batch, len(self._waiting)))]
-            batch = [item for item in batch if not item[2].done()]  # drop the ones whose client left
+            batch = [item for item in batch if not item[1].done()]  # drop the ones whose client left
             if not batch:
                 continue
             self._free -= 1
-            asks = [(question, k) for question, k, _ in batch]
+            asks = [ask for ask, _ in batch]
             task: asyncio.Future = asyncio.ensure_future(self._dispatch(asks))
             self._in_flight.add(task)
-            task.add_done_callback(partial(self._settle, [future for _, _, future in batch]))
+            task.add_done_callback(partial(self._settle, [future for _, future in batch]))
 
     def _settle(self, futures: list[asyncio.Future], task: asyncio.Future) -> None:
         self._in_flight.discard(task)

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from index.config import Settings
-from index.errors import QAError
+from index.errors import InvalidFilterError, QAError
 
 DEFAULT_EVAL_SET = Path("eval/seed.jsonl")
 
@@ -72,6 +72,11 @@ def _parser() -> argparse.ArgumentParser:
     ask.add_argument("-k", type=int, default=5, help="number of passages (default 5)")
     ask.add_argument("--json", action="store_true", help="print the API's JSON")
     ask.add_argument("--index", type=Path)
+    ask.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE", dest="filters",
+                     help="only documents whose KEY is VALUE (doc_id, lang or any metadata field); repeat a key "
+                          "for any of several values, other keys narrow further")  # fmt: skip
+    ask.add_argument("--since", metavar="DATE", help="only documents published on or after DATE (ISO)")
+    ask.add_argument("--until", metavar="DATE", help="only documents published on or before DATE (a date: all of it)")
     ask.set_defaults(run=_ask)
 
     ev = commands.add_parser("eval", help="score evaluation sets (SQuAD .json or .jsonl)")
@@ -157,7 +162,7 @@ def _ask(args: argparse.Namespace, settings: Settings) -> int:
 
     state = ServiceState(settings)
     state.load(missing_ok=False)
-    result = state.searcher.search(args.question, args.k)
+    result = state.searcher.search(args.question, args.k, ask_filters(args.filters, args.since, args.until))
     if args.json:
         print(json.dumps(asdict(result), ensure_ascii=False, indent=2))
         return 0
@@ -167,6 +172,22 @@ def _ask(args: argparse.Namespace, settings: Settings) -> int:
         print(textwrap.indent(textwrap.fill(passage.text, width=100), "   "))
         print(f"   best sentence: {passage.highlight.text}")
     return 0
+
+
+def ask_filters(pairs: list[str], since: str | None, until: str | None) -> dict | None:
+    """The ``filters`` object of ``POST /ask`` from ``--filter key=value``, ``--since`` and ``--until``."""
+    filters: dict = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise InvalidFilterError(f"--filter {pair!r} is not KEY=VALUE, e.g. --filter lang=fr")
+        if key.strip() == "published":
+            raise InvalidFilterError("filter dates with --since and --until, not --filter published=...")
+        filters.setdefault(key.strip(), []).append(value)
+    dates = {bound: value for bound, value in (("gte", since), ("lte", until)) if value}
+    if dates:
+        filters["published"] = dates
+    return filters or None
 
 
 def _eval(args: argparse.Namespace, settings: Settings) -> int:

@@ -3,11 +3,39 @@
 from __future__ import annotations
 
 import unicodedata
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator
 
 MAX_QUESTION_CHARS = 2000
 MAX_K = 50
+
+
+class PublishedRange(BaseModel):
+    """Publication dates to keep, bounds included; ISO dates (a day) or datetimes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    gte: StrictStr | None = Field(None, description="On or after, e.g. 2026-02-01 or 2026-02-01T08:00:00+01:00.")
+    lte: StrictStr | None = Field(None, description="On or before; a date includes its whole day.")
+
+
+class FiltersIn(BaseModel):
+    """Which documents may answer; every key narrows further. Any other key is equality on that metadata
+    field (a list: any of its values); a field no document has is a 422."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [{"lang": ["fr"], "published": {"gte": "2026-02-01"}, "source": "lemonde.fr"}],
+            "additionalProperties": {"description": "Equality on a metadata field: a value or a list of values."},
+        },
+    )
+
+    doc_id: list[StrictStr] | None = Field(None, description="Document ids to search in.")
+    lang: list[StrictStr] | None = Field(None, description="Document languages (ISO 639-1, e.g. fr, en).")
+    published: PublishedRange | None = None
+    __pydantic_extra__: dict[str, Any]
 
 
 class AskRequest(BaseModel):
@@ -19,6 +47,7 @@ class AskRequest(BaseModel):
 
     question: StrictStr = Field(min_length=1, max_length=MAX_QUESTION_CHARS, description="The question, any language.")
     k: StrictInt = Field(5, ge=1, le=MAX_K, description="Number of passages to return.")
+    filters: FiltersIn | None = Field(None, description="Search only the documents these metadata allow.")
 
     @field_validator("question")
     @classmethod

@@ -43,9 +43,18 @@ def test_quick_bench_writes_markdown_and_json(tmp_path, monkeypatch, capsys):
     for store in ("chunk_store", "sentence_store"):
         assert 0 <= size[store]["recall@10"] <= 1 and size[store]["memory_mb"] > 0
     assert size["peak_rss_mb"] > 0
+    for share, kept in (("1%", 0.01), ("50%", 0.5)):
+        filtered = size["filtered"][share]
+        assert filtered["document_share"] == pytest.approx(kept, abs=0.05) and filtered["passages"] > 0
+        assert filtered["search"]["p50_ms"] > 0 and filtered["p50_vs_unfiltered"] > 0
+    assert "## Filtered search" in (out / "bench.md").read_text(encoding="utf-8")
     http = saved["http"]
     assert http["requests"] > 0 and http["errors"] == 0 and http["server_peak_rss_mb"] > 0
     for system in ("langchain_minilm", "ours_minilm", "ours_default"):
         entry = saved["peer"][system]
         assert 0 <= entry["hit@1"] <= 1 and entry["search"]["p50_ms"] > 0
-    assert {t["target"] for t in saved["targets"]} >= {"full build vs raw encoder", "ANN recall@10 at 1M"}
+    assert {t["target"] for t in saved["targets"]} >= {
+        "full build vs raw encoder",
+        "ANN recall@10 at 1M",
+        "p50 at 100k, filter keeping 1% of documents / unfiltered",
+    }

@@ -258,14 +258,30 @@ def test_keyboard_only(server, page) -> None:
     page.keyboard.type(QUESTION)
     page.keyboard.press("Enter")
     wait_results(page)
-    # Tab on to the first document link and open it with Enter
-    for _ in range(10):
+    # Tab on, past the filters (a date field is three stops), to the first document link and open it with Enter
+    for _ in range(20):
         page.keyboard.press("Tab")
         if page.evaluate("document.activeElement.classList.contains('open-doc')"):
             break
     page.keyboard.press("Enter")
     page.wait_for_selector("#doc-passage")
     assert page.evaluate("document.activeElement.id") == "doc-title"
+
+
+def test_language_and_date_filters(server, page) -> None:
+    page.goto(server.url)
+    page.select_option("#lang", "es")  # no Spanish document in this index: nothing may come back
+    ask(page, QUESTION)
+    page.wait_for_function("document.querySelector('#status').textContent.includes('No passage found')")
+    assert "filters keep" in page.inner_text("#status") and page.locator("#results li.result").count() == 0
+    page.select_option("#lang", "fr")
+    page.fill("#since", "2000-01-01")  # the test corpus has no dates: a date range keeps nothing
+    ask(page, QUESTION)
+    page.wait_for_function("document.querySelector('#status').textContent.includes('No passage found')")
+    page.fill("#since", "")
+    ask(page, QUESTION)
+    wait_results(page)
+    assert page.locator("#results li.result").count() == 5
 
 
 @pytest.mark.parametrize("width", [375, 1280])

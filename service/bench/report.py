@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 
 def _size(results: dict, target: int) -> dict | None:
     return next((s for s in results.get("scale", []) if s["target_chunks"] == target), None)
@@ -27,12 +29,21 @@ def targets(results: dict) -> list[dict]:
     p100 = s100k and s100k["search"]
     p1m = s1m and s1m["search"]
     ours_p50, lc_p50 = ours["search"]["p50_ms"], lc["search"]["p50_ms"]
+    filtered = (s100k or {}).get("filtered", {})
+
+    def filter_ratio(share: str) -> dict:
+        ratio = filtered[share]["p50_vs_unfiltered"] if share in filtered else None
+        return check(f"p50 at 100k, filter keeping {share} of documents / unfiltered", ratio, "<= 1.5",
+                     None if ratio is None else ratio <= 1.5)  # fmt: skip
+
     return [
         check("full build vs raw encoder", build["build_vs_raw"], ">= 0.90", build["build_vs_raw"] >= 0.9),
         check("1% incremental vs full", build["incremental_vs_full"], "<= 0.05", build["incremental_vs_full"] <= 0.05),
         check("p50 at 100k (ms)", p100 and p100["p50_ms"], "<= 10", p100 and p100["p50_ms"] <= 10),
         check("p99 at 100k (ms)", p100 and p100["p99_ms"], "<= 30", p100 and p100["p99_ms"] <= 30),
         check("p50 at 1M (ms)", p1m and p1m["p50_ms"], "<= 25", p1m and p1m["p50_ms"] <= 25),
+        filter_ratio("1%"),
+        filter_ratio("50%"),
         check("HTTP p99, 8 clients (ms)", http["p99_ms"], "<= 60", http["p99_ms"] <= 60 if http_ok else None),
         check("HTTP errors", http["errors"], "0", http["errors"] == 0 if http_ok else None),
         check("ANN recall@10 at 1M", recall_1m, ">= 0.95", None if recall_1m is None else recall_1m >= 0.95),
@@ -94,6 +105,7 @@ def render_markdown(r: dict) -> str:
             f"| {c['memory_mb'] + t['memory_mb']:.0f} ({c['flat_memory_mb'] + t['flat_memory_mb']:.0f}) "
             f"| {s['peak_rss_mb']:.0f} |"
         )
+    lines += _filtered_section(r["scale"])
     lines += [
         "",
         f"## HTTP (`qa serve --workers {h.get('workers', 1)}` on 127.0.0.1, {h['chunks']:,} chunks, "
@@ -147,6 +159,33 @@ def render_markdown(r: dict) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _filtered_section(scale: list[dict]) -> list[str]:
+    """Search with metadata filters beside the same questions unfiltered, interleaved in one process."""
+    sizes = [s for s in scale if s.get("filtered")]
+    if not sizes:
+        return []
+    lines = [
+        "",
+        "## Filtered search (filters inside retrieval; synthetic publication days, 1 % of documents each)",
+        "",
+        "Each question is asked unfiltered and with each filter in turn (order rotating), after the filters' rows "
+        "were computed once; p50 over the same questions as above.",
+        "",
+        "| chunks | filter | documents kept | passages kept | p50 ms | p99 ms | unfiltered p50 ms | p50 ratio |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for s in sizes:
+        f = s["filtered"]
+        for share in ("1%", "50%"):
+            e = f[share]
+            lines.append(
+                f"| {s['chunks']:,} | `{json.dumps(e['filters'])}` | {e['document_share']:.1%} | {e['passages']:,} "
+                f"| {e['search']['p50_ms']} | {e['search']['p99_ms']} | {f['unfiltered']['p50_ms']} "
+                f"| {e['p50_vs_unfiltered']} |"
+            )
+    return lines
 
 
 def _store(stats: dict) -> str:

@@ -5,7 +5,9 @@ repeats the documents (new ids, same text) and their span tables. Copy 0 keeps
 the real vectors; the other copies get each vector plus gaussian noise
 (``sigma`` per dimension), L2-normalised again. The BM25 matrix is tiled the
 same way (term weights kept as in the real index). Stores are chosen as the
-builder chooses them: exact below ``ann_threshold``, IVF-SQ8 above.
+builder chooses them: exact below ``ann_threshold``, IVF-SQ8 above. Each
+tiled document gets a synthetic ``published`` day, one of ``DAYS`` in turn,
+so that a one-day filter keeps 1 % of the documents and a 50-day one half.
 
 Run as ``python -m service.bench.scale spec.json`` in a child process so each
 size gets its own peak RSS; it prints one JSON object.
@@ -17,7 +19,7 @@ import copy
 import json
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +33,12 @@ from index.vectorstore import FaissVectorStore
 
 BLOCK = 131_072  # vectors generated per step
 RECALL_K = 10
+DAYS = 100  # synthetic publication days, one per document in turn
+FIRST_DAY = date(2026, 1, 1)
+FILTERS = {  # share of the documents kept -> the filter that keeps it
+    "1%": {"published": {"gte": FIRST_DAY.isoformat(), "lte": FIRST_DAY.isoformat()}},
+    "50%": {"published": {"gte": FIRST_DAY.isoformat(), "lte": (FIRST_DAY + timedelta(days=49)).isoformat()}},
+}
 
 
 def peak_rss_mb(pid: int | str = "self") -> float:
@@ -51,12 +59,12 @@ def percentiles(ms: list[float]) -> dict:
     }
 
 
-def timed_searches(searcher, questions: list[str]) -> tuple[list[float], list[float]]:
-    """Wall and CPU (this thread) milliseconds of ``searcher.search(q, 5)`` for each question."""
+def timed_searches(searcher, questions: list[str], filters: dict | None = None) -> tuple[list[float], list[float]]:
+    """Wall and CPU (this thread) milliseconds of ``searcher.search(q, 5, filters)`` for each question."""
     wall, cpu = [], []
     for question in questions:
         t0, c0 = time.perf_counter(), time.thread_time()
-        searcher.search(question, 5)
+        searcher.search(question, 5, filters)
         wall.append((time.perf_counter() - t0) * 1000)
         cpu.append((time.thread_time() - c0) * 1000)
     return wall, cpu
@@ -163,9 +171,9 @@ def scaled_index(base: IndexData, copies: int, ann_threshold: int, sigma: float,
     """The tiled IndexData and the stats of its two vector stores."""
     nd = len(base.documents)
     documents = [
-        doc if c == 0 else Document(f"{doc.doc_id}~{c}", doc.title, doc.text, doc.metadata)
+        Document(doc.doc_id if c == 0 else f"{doc.doc_id}~{c}", doc.title, doc.text, _dated(doc, c * nd + row))
         for c in range(copies)
-        for doc in base.documents
+        for row, doc in enumerate(base.documents)
     ]
     hashes = {doc.doc_id: base.manifest.documents[doc.doc_id.split("~")[0]] for doc in documents}
     chunks = tile_table(base.chunks, copies, nd)
@@ -191,6 +199,35 @@ def scaled_index(base: IndexData, copies: int, ann_threshold: int, sigma: float,
         np.tile(base.chunk_hubness, copies), np.tile(base.sentence_hubness, copies),  # near copies: near hubness
     )
     return data, {"chunk_store": chunk_stats, "sentence_store": sentence_stats}
+
+
+def _dated(doc: Document, number: int) -> dict:
+    return {**doc.metadata, "published": (FIRST_DAY + timedelta(days=number % DAYS)).isoformat()}
+
+
+def filtered_latency(searcher, questions: list[str], warmup: list[str]) -> dict:
+    """p50/p99 of searches with each of ``FILTERS`` and without, interleaved question by question (the order
+    rotating) so that all meet the same load of the shared machine; each filter's p50 over the unfiltered one."""
+    variants = {"none": None, **FILTERS}
+    for filters in variants.values():
+        for question in warmup:  # also computes and caches each filter's rows
+            searcher.search(question, 5, filters)
+    wall: dict[str, list[float]] = {name: [] for name in variants}
+    names = list(variants)
+    for i, question in enumerate(questions):
+        for name in names[i % len(names) :] + names[: i % len(names)]:
+            wall[name] += timed_searches(searcher, [question], variants[name])[0]
+    out = {"unfiltered": percentiles(wall["none"])}
+    for name, filters in FILTERS.items():
+        allowed = searcher.allowed(filters)
+        out[name] = {
+            "filters": filters,
+            "document_share": round(allowed.documents / len(searcher.data.documents), 4),
+            "passages": allowed.count,
+            "search": percentiles(wall[name]),
+            "p50_vs_unfiltered": round(float(np.median(wall[name]) / np.median(wall["none"])), 3),
+        }
+    return out
 
 
 def measure(spec: dict) -> dict:
@@ -219,6 +256,7 @@ def measure(spec: dict) -> dict:
         Path(spec["profile"]).write_text(profile.output_text(unicode=False, color=False, show_all=False))
     out["search"] = percentiles(timings)
     out["search_cpu"] = percentiles(cpu)
+    out["filtered"] = filtered_latency(searcher, questions, spec["warmup"])
     out["peak_rss_mb"] = round(peak_rss_mb(), 0)
     if spec.get("save_to"):
         target = Path(spec["save_to"])

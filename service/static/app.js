@@ -9,6 +9,9 @@
   const form = $("ask-form");
   const input = $("question");
   const kSelect = $("k");
+  const langSelect = $("lang");
+  const sinceInput = $("since");
+  const untilInput = $("until");
   const button = $("ask-button");
   const statusEl = $("status");
   const errorEl = $("error");
@@ -126,10 +129,22 @@
     return item;
   }
 
+  // The filters object of POST /ask from the language and date fields; null when none is set.
+  function filters() {
+    const out = {};
+    if (langSelect.value) out.lang = [langSelect.value];
+    const published = {};
+    if (sinceInput.value) published.gte = sinceInput.value;
+    if (untilInput.value) published.lte = untilInput.value;
+    if (Object.keys(published).length) out.published = published;
+    return Object.keys(out).length ? out : null;
+  }
+
   async function ask(event) {
     if (event) event.preventDefault();
     const question = input.value;
     const k = Number(kSelect.value) || 5;
+    const chosen = filters();
     showError("");
     setStatus("Searching…");
     button.disabled = true;
@@ -140,7 +155,7 @@
       response = await fetch("/ask", {
         method: "POST",
         headers: { "Content-Type": "application/json", Accept: "application/json" },
-        body: JSON.stringify({ question, k }),
+        body: JSON.stringify(chosen ? { question, k, filters: chosen } : { question, k }),
       });
     } catch (_) {
       finish();
@@ -161,7 +176,7 @@
       const timing = `${Number(data.took_ms).toFixed(0)} ms search, ${roundTrip.toFixed(0)} ms round trip`;
       resultsStatus = data.passages.length
         ? `${plural(data.passages.length, "passage")} found in ${timing}.`
-        : `No passage found (${timing}).`;
+        : `No passage found${chosen ? " in the documents the filters keep" : ""} (${timing}).`;
       setStatus(resultsStatus);
       showResults(false);
       if (location.hash) history.pushState(null, "", location.pathname + location.search);
