@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -62,12 +62,23 @@ class Query:
     translations: dict[str, list[str]]  # other document language -> stems of the question words' translations
 
 
+@dataclass
+class StageTimes:
+    """Seconds one search spent in each step (a batch's shared encoding counts for each of its questions)."""
+
+    encode: float = 0.0
+    retrieve: float = 0.0
+    fuse: float = 0.0
+    highlight: float = 0.0
+
+
 @dataclass(frozen=True)
 class SearchResult:
     question: str
     passages: list[Passage]
     took_ms: float
     language: str
+    stages: StageTimes = field(default_factory=StageTimes)
 
 
 class Searcher:
@@ -154,14 +165,25 @@ class Searcher:
             self._translator.learn(unknown, self.encoder.encode_queries(unknown), self.params, encoded=True)
 
     def _answer(self, query: Query, k: int, began: float) -> SearchResult:
-        ranked = self.rank(query, k)
+        stages = StageTimes(encode=time.perf_counter() - began)
+        ranked = self.rank(query, k, stages)
+        lap = time.perf_counter()
         terms: dict[str, set[str]] = {}  # question terms per document language, for the highlight
         passages = [self._passage(row, score, query, terms) for row, score in ranked]
-        return SearchResult(query.text, passages, (time.perf_counter() - began) * 1000, query.lang)
+        ended = time.perf_counter()
+        stages.highlight = ended - lap
+        return SearchResult(query.text, passages, (ended - began) * 1000, query.lang, stages)
 
-    def rank(self, query: Query, k: int) -> list[tuple[int, float]]:
-        """Fused (passage row, score) pairs, best first."""
-        return best(self.fuse(self.retrieve(query)), k)
+    def rank(self, query: Query, k: int, stages: StageTimes | None = None) -> list[tuple[int, float]]:
+        """Fused (passage row, score) pairs, best first; ``stages`` gets the time of retrieval and fusion."""
+        lap = time.perf_counter()
+        lists = self.retrieve(query)
+        retrieved = time.perf_counter()
+        ranked = best(self.fuse(lists), k)
+        if stages is not None:
+            stages.retrieve = retrieved - lap
+            stages.fuse = time.perf_counter() - retrieved
+        return ranked
 
     def retrieve(self, query: Query) -> list[Ranked]:
         """The six ranked lists, in the order of ``fuse``'s weights.

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
+import time
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from threadpoolctl import threadpool_limits
@@ -29,6 +31,8 @@ from index.errors import (
 )
 from service.backend import LocalBackend, PoolBackend
 from service.limits import BodySizeLimit
+from service.logs import RequestObserver, note_ask
+from service.metrics import CONTENT_TYPE, Metrics
 from service.schemas import AskRequest, AskResponse, DocumentOut, ErrorOut, HealthOut, RebuildOut
 from service.state import ServiceState
 
@@ -90,9 +94,15 @@ def create_app(settings: Settings | None = None, state: ServiceState | None = No
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.metrics = metrics = Metrics()
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    token = settings.api_token.get_secret_value() if settings.api_token else None
+    app.add_middleware(  # added last, so outermost: it sees every response, a 413 included
+        RequestObserver, metrics=metrics, json_log=settings.log_format == "json",
+        questions=settings.log_questions, secret=token,
+    )  # fmt: skip
     _add_error_handlers(app)
-    _add_routes(app, backend)
+    _add_routes(app, backend, metrics)
     if STATIC.is_dir():
         app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
@@ -137,7 +147,7 @@ def require_admin(
         raise AuthError(403, "invalid token")
 
 
-def _add_routes(app: FastAPI, backend: LocalBackend | PoolBackend) -> None:
+def _add_routes(app: FastAPI, backend: LocalBackend | PoolBackend, metrics: Metrics) -> None:
 
     if (STATIC / "index.html").is_file():
 
@@ -146,12 +156,14 @@ def _add_routes(app: FastAPI, backend: LocalBackend | PoolBackend) -> None:
             return FileResponse(STATIC / "index.html")
 
     @app.post("/ask", response_model=AskResponse, responses={**ERRORS, 422: {"model": ErrorOut}})
-    async def ask(body: AskRequest) -> Response:
+    async def ask(body: AskRequest, request: Request) -> Response:
         """Return the ``k`` passages that best answer the question, best first."""
-        body_json, build = await backend.ask(body.question, body.k)
+        note_ask(request, body)
+        answer = await backend.ask(body.question, body.k)
+        metrics.stages(answer.stages)
         # Already JSON of the AskResponse shape, built from the same dataclasses, so it is not
         # validated a second time (tests/test_api.py::test_the_ask_body_matches_its_declared_schema).
-        return Response(body_json, media_type="application/json", headers={BUILD_HEADER: build})
+        return Response(answer.body, media_type="application/json", headers={BUILD_HEADER: answer.build})
 
     @app.get("/documents/{doc_id:path}", response_model=DocumentOut, responses=ERRORS)
     async def document(doc_id: str) -> dict:
@@ -166,4 +178,21 @@ def _add_routes(app: FastAPI, backend: LocalBackend | PoolBackend) -> None:
     @app.post("/index/rebuild", response_model=RebuildOut, responses=ERRORS, dependencies=[Depends(require_admin)])
     async def rebuild() -> dict:
         """Rebuild from the corpus and swap the new index in; queries continue meanwhile."""
-        return await backend.rebuild()
+        began, outcome = time.perf_counter(), "failed"
+        try:
+            report = await backend.rebuild()
+            outcome = "ok"
+            return report
+        except BuildInProgressError:
+            outcome = "busy"
+            raise
+        finally:
+            metrics.rebuild(outcome, time.perf_counter() - began, time.time())
+
+    @app.get("/metrics", response_class=PlainTextResponse, responses={200: {"content": {CONTENT_TYPE: {}}}})
+    async def metrics_text() -> Response:
+        """Prometheus metrics of the whole server, search processes included (docs/operations.md)."""
+        with contextlib.suppress(QAError):  # a pool being replaced: keep the index figures last seen
+            metrics.index(await backend.health())
+        metrics.processes(backend.processes_alive(), backend.restarts)
+        return Response(metrics.render(), media_type=CONTENT_TYPE)
