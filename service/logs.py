@@ -73,12 +73,8 @@ class RequestObserver:
         self.json_log = json_log
         self.questions = questions
         self.secret = secret
-        if json_log and not requests_log.handlers:
-            handler = logging.StreamHandler(sys.stderr)
-            handler.setFormatter(logging.Formatter("%(message)s"))
-            requests_log.addHandler(handler)
-            requests_log.setLevel(logging.INFO)
-            requests_log.propagate = False
+        if json_log:
+            _log_to_stderr()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -131,6 +127,20 @@ class RequestObserver:
         if self.questions and question is not None:
             line["question"] = question
         return json.dumps(line, ensure_ascii=False)
+
+
+def _log_to_stderr() -> None:
+    """Send the request log's lines, bare, to stderr (once, however many apps are made)."""
+    requests_log.setLevel(logging.INFO)
+    requests_log.propagate = False  # not through the root logger's "LEVEL: " format
+    if not any(isinstance(handler, _StderrLines) for handler in requests_log.handlers):
+        handler = _StderrLines(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        requests_log.addHandler(handler)
+
+
+class _StderrLines(logging.StreamHandler):
+    pass
 
 
 async def _internal_error(send: Send, rid: str) -> None:
