@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -78,7 +78,7 @@ class SearchResult:
     passages: list[Passage]
     took_ms: float
     language: str
-    stages: StageTimes = field(default_factory=StageTimes)
+    stages: StageTimes
 
 
 class Searcher:

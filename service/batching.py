@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 
 # Sends a list of (question, k) to a search process; resolves to one result per
-# question, each an ``Answer`` (body, build, stage times) or the error raised for that question.
+# question, each the (body, build) pair or the error raised for that question.
 Dispatch = Callable[[list[tuple[str, int]]], Awaitable[list]]
 
 
@@ -34,8 +34,8 @@ class AskBatcher:
         self._waiting: deque[tuple[str, int, asyncio.Future]] = deque()
         self._in_flight: set[asyncio.Future] = set()  # the loop keeps only weak references to tasks
 
-    async def ask(self, question: str, k: int) -> tuple:
-        """The ``Answer`` to one question; raises what the search raised for it."""
+    async def ask(self, question: str, k: int) -> tuple[bytes, str]:
+        """The (body, build) for one question; raises what the search raised for it."""
         future = asyncio.get_running_loop().create_future()
         self._waiting.append((question, k, future))
         self._send()
