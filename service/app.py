@@ -99,7 +99,7 @@ def create_app(settings: Settings | None = None, state: ServiceState | None = No
     token = settings.api_token.get_secret_value() if settings.api_token else None
     app.add_middleware(  # added last, so outermost: it sees every response, a 413 included
         RequestObserver, metrics=metrics, json_log=settings.log_format == "json",
-        questions=settings.log_questions, secret=token,
+        questions=settings.log_questions, secret=token, routes=app.routes,
     )  # fmt: skip
     _add_error_handlers(app)
     _add_routes(app, backend, metrics)

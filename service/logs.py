@@ -17,9 +17,11 @@ import secrets
 import sys
 import time
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from starlette.requests import Request
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.metrics import UNMATCHED, Metrics
@@ -56,9 +58,17 @@ def filter_keys(filters: object) -> list[str]:
     return sorted(dump(exclude_unset=True, exclude_none=True)) if dump else []
 
 
-def route_of(scope: Scope) -> str:
-    """The template of the route that took the request (``/documents/{doc_id}``), never the raw path."""
-    return getattr(scope.get("route"), "path_format", None) or UNMATCHED
+def route_of(scope: Scope, routes: Sequence[BaseRoute] = (), root_path: str = "") -> str:
+    """The template of the route that took the request (``/documents/{doc_id}``), never the raw path.
+
+    FastAPI records its own routes in the scope, not Starlette's (``/docs``, the
+    ``/static`` mount): those are matched again, on the path alone.
+    """
+    route = scope.get("route")
+    if route is None:
+        probe = {"type": "http", "path": scope["path"], "root_path": root_path, "method": scope["method"]}
+        route = next((each for each in routes if each.matches(probe)[0] is not Match.NONE), None)
+    return getattr(route, "path_format", None) or UNMATCHED
 
 
 class RequestObserver:
@@ -66,9 +76,10 @@ class RequestObserver:
 
     def __init__(
         self, app: ASGIApp, metrics: Metrics, json_log: bool = False, questions: bool = False,
-        secret: str | None = None,
+        secret: str | None = None, routes: Sequence[BaseRoute] = (),
     ) -> None:  # fmt: skip
         self.app = app
+        self.routes = routes  # the app's, to name the routes FastAPI leaves out of the scope
         self.metrics = metrics
         self.json_log = json_log
         self.questions = questions
@@ -81,6 +92,7 @@ class RequestObserver:
             await self.app(scope, receive, send)
             return
         began = time.perf_counter()
+        root_path = scope.get("root_path", "")  # as it arrived: a mount changes it
         given = next((value for name, value in scope["headers"] if name == b"x-request-id"), None)
         rid = request_id(given, self.secret)
         scope.setdefault("state", {})["request_id"] = rid
@@ -102,10 +114,10 @@ class RequestObserver:
             log.exception("request %s failed", rid)
             await _internal_error(send_with_id, rid)
         finally:
-            self._record(scope, rid, status, time.perf_counter() - began)
+            self._record(scope, root_path, rid, status, time.perf_counter() - began)
 
-    def _record(self, scope: Scope, rid: str, status: int, seconds: float) -> None:
-        route = route_of(scope)
+    def _record(self, scope: Scope, root_path: str, rid: str, status: int, seconds: float) -> None:
+        route = route_of(scope, self.routes, root_path)
         self.metrics.request(scope["method"], route, status, seconds)
         if self.json_log:
             requests_log.info(self._line(scope, rid, route, status, seconds))

@@ -130,6 +130,8 @@ def test_metrics_over_http_count_routes_by_template(client):
     client.get("/documents/weather.en.txt")
     client.get("/documents/notes/cuisine.fr.md")
     client.get("/no/such/page")
+    client.get("/openapi.json")
+    client.get("/static/no-such-file.css")
     after = scrape(str(client.base_url))
 
     def delta(name: str, **labels: str) -> float:
@@ -139,6 +141,8 @@ def test_metrics_over_http_count_routes_by_template(client):
     assert delta("qa_http_requests_total", method="POST", route="/ask", status="422") == 1
     assert delta("qa_http_requests_total", method="GET", route="/documents/{doc_id}", status="200") == 2
     assert delta("qa_http_requests_total", method="GET", route="(unmatched)", status="404") == 1
+    assert delta("qa_http_requests_total", method="GET", route="/openapi.json", status="200") == 1  # Starlette's
+    assert delta("qa_http_requests_total", method="GET", route="/static/{path}", status="404") == 1  # a mount
     assert delta("qa_http_requests_total", method="GET", route="/metrics", status="200") == 1  # the first scrape
     assert delta("qa_ask_duration_seconds_count") == 2
     assert delta("qa_search_stage_duration_seconds_count", stage="encode") == 1  # the 422 never searched
