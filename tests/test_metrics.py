@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import pytest
@@ -210,3 +212,12 @@ def test_two_search_processes_give_one_coherent_view_and_count_restarts(tmp_path
         assert server.terminate() == 0
     finally:
         server.close()
+
+
+def test_docs_operations_names_every_metric():
+    text = (Path(__file__).resolve().parent.parent / "docs" / "operations.md").read_text(encoding="utf-8")
+    metrics = Metrics()
+    metrics.rebuild("ok", 1.0, 1.0)  # the one series that appears only after a rebuild
+    names = set(parse(metrics.render().decode())[0])  # family names, counters without their _total
+    documented = {name.removesuffix("_total") for name in re.findall(r"`(qa_\w+)`", text)}
+    assert names <= documented, f"not in docs/operations.md: {sorted(names - documented)}"
