@@ -113,7 +113,7 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def core_error(request: Request, exc: QAError) -> JSONResponse:
         status = next((code for kind, code in STATUS.items() if isinstance(exc, kind)), 500)
         if status == 500:
-            log.error("request failed: %s", exc)
+            log.error("request %s failed: %s", getattr(request.state, "request_id", "-"), exc)
         return JSONResponse({"detail": str(exc)}, status_code=status)
 
     @app.exception_handler(AuthError)

@@ -29,7 +29,7 @@ from service.metrics import UNMATCHED, Metrics
 log = logging.getLogger(__name__)
 requests_log = logging.getLogger("qa.requests")  # one JSON object a line, with QA_LOG_FORMAT=json
 
-REQUEST_ID = "X-Request-ID"
+ID_HEADER = b"x-request-id"  # X-Request-ID, as ASGI spells header names
 SANE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 CLIENT_LEFT = 499  # status recorded when the client went away before any response (nginx's convention)
 
@@ -93,11 +93,11 @@ class RequestObserver:
             return
         began = time.perf_counter()
         root_path = scope.get("root_path", "")  # as it arrived: a mount changes it
-        given = next((value for name, value in scope["headers"] if name == b"x-request-id"), None)
+        given = next((value for name, value in scope["headers"] if name == ID_HEADER), None)
         rid = request_id(given, self.secret)
-        scope.setdefault("state", {})["request_id"] = rid
+        scope.setdefault("state", {})["request_id"] = rid  # for the app's own log lines
         status = CLIENT_LEFT
-        id_header = (b"x-request-id", rid.encode())
+        id_header = (ID_HEADER, rid.encode())
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
