@@ -81,6 +81,11 @@ class Settings(BaseSettings):
         4, ge=1, le=64, description="With `qa serve --workers N`: most waiting questions one search process "
         "encodes together (1: one at a time).",
     )
+    log_format: Literal["plain", "json"] = Field(
+        "plain", description="Request log of `qa serve`: 'plain' (uvicorn's, with --access-log) or 'json' (one "
+        "JSON line per request on stderr, on whenever set).",
+    )
+    log_questions: bool = Field(False, description="Put the question's text in JSON request logs.")
     api_token: SecretStr | None = Field(None, description="Bearer token for admin endpoints.")
     max_question_chars: int = Field(2000, ge=1)
     max_k: int = Field(50, ge=1)

@@ -68,12 +68,23 @@ class Query:
     allowed: AllowedRows | None = None  # the rows a filter keeps; None: every row
 
 
+@dataclass
+class StageTimes:
+    """Seconds one search spent in each step (a batch's shared encoding counts for each of its questions)."""
+
+    encode: float = 0.0
+    retrieve: float = 0.0
+    fuse: float = 0.0
+    highlight: float = 0.0
+
+
 @dataclass(frozen=True)
 class SearchResult:
     question: str
     passages: list[Passage]
     took_ms: float
     language: str
+    stages: StageTimes
 
 
 class Searcher:
@@ -182,14 +193,25 @@ class Searcher:
             self._translator.learn(unknown, self.encoder.encode_queries(unknown), self.params, encoded=True)
 
     def _answer(self, query: Query, k: int, began: float) -> SearchResult:
-        ranked = self.rank(query, k)
+        stages = StageTimes(encode=time.perf_counter() - began)
+        ranked = self.rank(query, k, stages)
+        lap = time.perf_counter()
         terms: dict[str, set[str]] = {}  # question terms per document language, for the highlight
         passages = [self._passage(row, score, query, terms) for row, score in ranked]
-        return SearchResult(query.text, passages, (time.perf_counter() - began) * 1000, query.lang)
+        ended = time.perf_counter()
+        stages.highlight = ended - lap
+        return SearchResult(query.text, passages, (ended - began) * 1000, query.lang, stages)
 
-    def rank(self, query: Query, k: int) -> list[tuple[int, float]]:
-        """Fused (passage row, score) pairs, best first."""
-        return best(self.fuse(self.retrieve(query)), k)
+    def rank(self, query: Query, k: int, stages: StageTimes | None = None) -> list[tuple[int, float]]:
+        """Fused (passage row, score) pairs, best first; ``stages`` gets the time of retrieval and fusion."""
+        lap = time.perf_counter()
+        lists = self.retrieve(query)
+        retrieved = time.perf_counter()
+        ranked = best(self.fuse(lists), k)
+        if stages is not None:
+            stages.retrieve = retrieved - lap
+            stages.fuse = time.perf_counter() - retrieved
+        return ranked
 
     def retrieve(self, query: Query) -> list[Ranked]:
         """The six ranked lists, in the order of ``fuse``'s weights.

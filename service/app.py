@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
+import time
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from threadpoolctl import threadpool_limits
@@ -30,6 +32,8 @@ from index.errors import (
 )
 from service.backend import LocalBackend, PoolBackend
 from service.limits import BodySizeLimit
+from service.logs import RequestObserver, note_ask
+from service.metrics import CONTENT_TYPE, Metrics
 from service.schemas import AskRequest, AskResponse, DocumentOut, ErrorOut, HealthOut, RebuildOut
 from service.state import ServiceState
 
@@ -92,9 +96,15 @@ def create_app(settings: Settings | None = None, state: ServiceState | None = No
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.metrics = metrics = Metrics()
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    token = settings.api_token.get_secret_value() if settings.api_token else None
+    app.add_middleware(  # added last, so outermost: it sees every response, a 413 included
+        RequestObserver, metrics=metrics, json_log=settings.log_format == "json",
+        questions=settings.log_questions, secret=token, routes=app.routes,
+    )  # fmt: skip
     _add_error_handlers(app)
-    _add_routes(app, backend)
+    _add_routes(app, backend, metrics)
     if STATIC.is_dir():
         app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
@@ -105,7 +115,7 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def core_error(request: Request, exc: QAError) -> JSONResponse:
         status = next((code for kind, code in STATUS.items() if isinstance(exc, kind)), 500)
         if status == 500:
-            log.error("request failed: %s", exc)
+            log.error("request %s failed: %s", getattr(request.state, "request_id", "-"), exc)
         return JSONResponse({"detail": str(exc)}, status_code=status)
 
     @app.exception_handler(AuthError)
@@ -139,7 +149,7 @@ def require_admin(
         raise AuthError(403, "invalid token")
 
 
-def _add_routes(app: FastAPI, backend: LocalBackend | PoolBackend) -> None:
+def _add_routes(app: FastAPI, backend: LocalBackend | PoolBackend, metrics: Metrics) -> None:
 
     if (STATIC / "index.html").is_file():
 
@@ -148,18 +158,20 @@ def _add_routes(app: FastAPI, backend: LocalBackend | PoolBackend) -> None:
             return FileResponse(STATIC / "index.html")
 
     @app.post("/ask", response_model=AskResponse, responses={**ERRORS, 422: {"model": ErrorOut}})
-    async def ask(body: AskRequest) -> Response:
+    async def ask(body: AskRequest, request: Request) -> Response:
         """Return the ``k`` passages that best answer the question, best first.
 
         With ``filters``, only passages of the documents they allow are searched (inside retrieval, so ``k``
         come back whenever that many match); an unknown field or a malformed date is a 422 naming it, a
         filter that matches nothing an empty list.
         """
+        note_ask(request, body)
         filters = body.filters.model_dump(exclude_none=True) if body.filters is not None else None
-        body_json, build = await backend.ask(body.question, body.k, filters)
+        answer = await backend.ask(body.question, body.k, filters)
+        metrics.stages(answer.stages)
         # Already JSON of the AskResponse shape, built from the same dataclasses, so it is not
         # validated a second time (tests/test_api.py::test_the_ask_body_matches_its_declared_schema).
-        return Response(body_json, media_type="application/json", headers={BUILD_HEADER: build})
+        return Response(answer.body, media_type="application/json", headers={BUILD_HEADER: answer.build})
 
     @app.get("/documents/{doc_id:path}", response_model=DocumentOut, responses=ERRORS)
     async def document(doc_id: str) -> dict:
@@ -174,4 +186,21 @@ def _add_routes(app: FastAPI, backend: LocalBackend | PoolBackend) -> None:
     @app.post("/index/rebuild", response_model=RebuildOut, responses=ERRORS, dependencies=[Depends(require_admin)])
     async def rebuild() -> dict:
         """Rebuild from the corpus and swap the new index in; queries continue meanwhile."""
-        return await backend.rebuild()
+        began, outcome = time.perf_counter(), "failed"
+        try:
+            report = await backend.rebuild()
+            outcome = "ok"
+            return report
+        except BuildInProgressError:
+            outcome = "busy"
+            raise
+        finally:
+            metrics.rebuild(outcome, time.perf_counter() - began, time.time())
+
+    @app.get("/metrics", response_class=PlainTextResponse, responses={200: {"content": {CONTENT_TYPE: {}}}})
+    async def metrics_text() -> Response:
+        """Prometheus metrics of the whole server, search processes included (docs/operations.md)."""
+        with contextlib.suppress(QAError):  # a pool being replaced: keep the index figures last seen
+            metrics.index(await backend.health())
+        metrics.processes(backend.processes_alive(), backend.restarts)
+        return Response(metrics.render(), media_type=CONTENT_TYPE)

@@ -27,13 +27,15 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict
 from functools import partial
+from pathlib import Path
+from typing import NamedTuple
 
 from starlette.concurrency import run_in_threadpool
 from threadpoolctl import threadpool_limits
 
 from index.config import Settings
 from index.errors import IndexMissingError, InvalidQueryError, QAError, SearchUnavailableError
-from index.searcher import Searcher, SearchResult
+from index.searcher import Searcher, SearchResult, StageTimes
 from service.batching import AskBatcher
 from service.state import ServiceState
 
@@ -56,37 +58,45 @@ def live_searcher(state: ServiceState) -> Searcher:
     return searcher
 
 
-def answer(state: ServiceState, question: str, k: int, filters: dict | None = None) -> tuple[bytes, str]:
-    """The /ask response body as JSON (``AskResponse``), and the build that answered.
+class Answer(NamedTuple):
+    """One /ask answer as the HTTP process receives it, from this process or a search process."""
+
+    body: bytes  # the AskResponse JSON
+    build: str  # the build folder that answered
+    stages: StageTimes  # for the metrics, which the HTTP process alone records (service/metrics.py)
+
+
+def answer(state: ServiceState, question: str, k: int, filters: dict | None = None) -> Answer:
+    """The /ask response body as JSON (``AskResponse``), the build that answered, and its stage times.
 
     Serialised here, in the process that searched, so that the HTTP process in
     front of a pool only relays bytes.
     """
     searcher = live_searcher(state)
-    return _body(searcher.search(question, k, filters)), build_name(searcher)
+    return _answer(searcher.search(question, k, filters), searcher)
 
 
-def answer_many(state: ServiceState, asks: list[tuple]) -> list[tuple[bytes, str] | QAError]:
+def answer_many(state: ServiceState, asks: list[tuple]) -> list[Answer | QAError]:
     """``answer`` for each (question, k[, filters]), encoding the questions together; a failed one is its error."""
     searcher = live_searcher(state)
     try:
         results = searcher.search_batch(asks)
     except InvalidQueryError:  # one bad question (or filter) must not fail the others
         return [_answer_or_error(state, *ask) for ask in asks]
-    return [(_body(result), build_name(searcher)) for result in results]
+    return [_answer(result, searcher) for result in results]
 
 
-def _answer_or_error(state: ServiceState, question: str, k: int, filters: dict | None = None):
+def _answer_or_error(state: ServiceState, question: str, k: int, filters: dict | None = None) -> Answer | QAError:
     try:
         return answer(state, question, k, filters)
     except QAError as exc:
         return exc
 
 
-def _body(result: SearchResult) -> bytes:
+def _answer(result: SearchResult, searcher: Searcher) -> Answer:
     passages = [asdict(passage) for passage in result.passages]
     payload = {"question": result.question, "passages": passages, "took_ms": round(result.took_ms, 2)}
-    return json.dumps(payload, ensure_ascii=False).encode()
+    return Answer(json.dumps(payload, ensure_ascii=False).encode(), build_name(searcher), result.stages)
 
 
 def document(state: ServiceState, doc_id: str) -> dict:
@@ -133,7 +143,7 @@ class LocalBackend:
     async def stop(self) -> None:
         pass
 
-    async def ask(self, question: str, k: int, filters: dict | None = None) -> tuple[bytes, str]:
+    async def ask(self, question: str, k: int, filters: dict | None = None) -> Answer:
         # On the event loop, not in a thread: a search is ~10 ms of CPU that holds the GIL
         # for much of it, so a thread hop per request adds contention and no parallelism.
         return answer(self.state, question, k, filters)
@@ -146,6 +156,11 @@ class LocalBackend:
 
     async def rebuild(self) -> dict:
         return await run_in_threadpool(rebuild, self.state)
+
+    def processes_alive(self) -> int:
+        return 1  # this process searches
+
+    restarts = 0
 
 
 RESTART_INTERVAL = 5.0  # seconds between two replacements of a broken pool
@@ -161,6 +176,7 @@ class PoolBackend:
         self._restarting: asyncio.Future | None = None
         self._replaced_at = -RESTART_INTERVAL
         self._pids: dict[ProcessPoolExecutor, set[int]] = {}  # the search processes of each pool
+        self.restarts = 0  # search processes started to replace a pool that lost one
         self._batcher = AskBatcher(partial(self._run, _in_worker, answer_many), processes, settings.ask_batch)
 
     async def start(self) -> None:
@@ -174,7 +190,7 @@ class PoolBackend:
     async def stop(self) -> None:
         await asyncio.get_running_loop().run_in_executor(None, self._executor.shutdown)
 
-    async def ask(self, question: str, k: int, filters: dict | None = None) -> tuple[bytes, str]:
+    async def ask(self, question: str, k: int, filters: dict | None = None) -> Answer:
         return await self._batcher.ask(question, k, filters)
 
     async def document(self, doc_id: str) -> dict:
@@ -185,6 +201,10 @@ class PoolBackend:
 
     async def rebuild(self) -> dict:
         return await self._run(_in_worker, rebuild)
+
+    def processes_alive(self) -> int:
+        """Search processes of the current pool that are running (not exited, not a zombie)."""
+        return sum(_running(pid) for pid in self._pids.get(self._executor, ()))
 
     async def _run(self, function, *args):
         executor = self._executor
@@ -228,7 +248,23 @@ class PoolBackend:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
             self._executor = self._new_pool()
+            self.restarts += self.processes
             self._restarting = asyncio.ensure_future(self._restart())
+
+
+def _running(pid: int) -> bool:
+    # Read, not waited on: reaping the pool's children is the pool's business.
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    except OSError:  # no /proc here: fall back to a signal-0 probe, which counts zombies as running
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+    return stat.rpartition(")")[2].split()[0] not in ("Z", "X")
 
 
 _worker_state: ServiceState | None = None  # the search process's own state

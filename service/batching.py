@@ -18,8 +18,8 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 
 # Sends a list of (question, k), or (question, k, filters) for a filtered one, to a
-# search process; resolves to one result per question, each the (body, build) pair
-# or the error raised for that question. Filters travel with their question, so
+# search process; resolves to one result per question, each an ``Answer`` (body, build
+# and stage times) or the error raised for that question. Filters travel with their question, so
 # questions with different filters share a batch (and its encoder call).
 Dispatch = Callable[[list[tuple]], Awaitable[list]]
 
@@ -36,8 +36,8 @@ class AskBatcher:
         self._waiting: deque[tuple[tuple, asyncio.Future]] = deque()
         self._in_flight: set[asyncio.Future] = set()  # the loop keeps only weak references to tasks
 
-    async def ask(self, question: str, k: int, filters: dict | None = None) -> tuple[bytes, str]:
-        """The (body, build) for one question; raises what the search raised for it."""
+    async def ask(self, question: str, k: int, filters: dict | None = None) -> tuple:
+        """The answer to one question (``service.backend.Answer``); raises what the search raised for it."""
         future = asyncio.get_running_loop().create_future()
         self._waiting.append(((question, k) if filters is None else (question, k, filters), future))
         self._send()

@@ -63,8 +63,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, default=int(os.environ.get("QA_WORKERS", "1")),
                        help="search processes behind one HTTP process, each with its own copy of the index "
                             "(default 1: search in the HTTP process)")
-    serve.add_argument("--access-log", action="store_true",
-                       help="log every request (off by default: it costs CPU on each request; a proxy usually logs)")
+    serve.add_argument("--access-log", nargs="?", choices=("plain", "json"), const=True, default=False,
+                       help="log every request: 'plain' (uvicorn's line, the default) or 'json' (one JSON object a "
+                            "line on stderr, with the request id; also QA_LOG_FORMAT=json). Off by default: it "
+                            "costs CPU on each request, and a proxy usually logs")
     serve.set_defaults(run=_serve)
 
     ask = commands.add_parser("ask", help="ask the local index a question, without a server")
@@ -133,13 +135,15 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from service.app import create_app
     from service.state import ServiceState
 
+    if isinstance(args.access_log, str):  # a format given on the command line wins over QA_LOG_FORMAT
+        settings = settings.model_copy(update={"log_format": args.access_log})
     state = ServiceState(settings)
     state.load()  # refuse to start on a corrupt or foreign index; a missing one answers 503
     # uvicorn drains in-flight requests on SIGTERM, then re-raises the signal, which would kill
     # the process with status 143. After its graceful shutdown that re-raise lands here instead.
     signal.signal(signal.SIGTERM, _stopped)
     options = {"host": args.host, "port": args.port, "log_level": "info", "timeout_graceful_shutdown": 10,
-               "access_log": args.access_log}  # fmt: skip
+               "access_log": bool(args.access_log) and settings.log_format == "plain"}  # fmt: skip
     if args.workers <= 1:
         uvicorn.run(create_app(settings, state), **options)
         return 0
