@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,14 @@ import numpy as np
 from index.config import Settings
 from index.corpus import load_corpus
 from index.encoders import load_encoder
-from index.evaluation.datasets import EvalSet, every_other_article, load_eval_file, replace_questions, squad_documents
+from index.evaluation.datasets import (
+    EvalSet,
+    every_other_article,
+    load_eval_file,
+    repairs_note,
+    replace_questions,
+    squad_documents,
+)
 from index.evaluation.runner import SetScore, evaluate, searcher_for
 
 COLUMNS = ("hit@1", "hit@5", "mrr@10", "n", "passage_chars", "highlight_hit", "seconds")
@@ -25,6 +33,8 @@ def run_eval(files: list[Path], settings: Settings, args: argparse.Namespace) ->
     documents = []  # per set, doc_id -> Document, for the report's gold passages
     for path in files:
         eval_set = load_eval_file(path)
+        if note := repairs_note(eval_set):
+            print(note, file=sys.stderr)
         if args.questions_from:
             eval_set = replace_questions(eval_set, args.questions_from)
         if args.articles != "all":
