@@ -20,7 +20,7 @@ from index.evaluation.datasets import (
     replace_questions,
     squad_documents,
 )
-from index.evaluation.runner import SetScore, evaluate, searcher_for
+from index.evaluation.runner import SetScore, evaluate, find_answer_passages, searcher_for
 
 COLUMNS = ("hit@1", "hit@5", "mrr@10", "n", "passage_chars", "highlight_hit", "seconds")
 
@@ -52,6 +52,7 @@ def run_eval(files: list[Path], settings: Settings, args: argparse.Namespace) ->
             eval_set.name += f" + {len(searcher.data.chunks) - _corpus_chunks(searcher, corpus)} distractor chunks"
         scores.append(evaluate(eval_set, searcher, k=args.k, show_progress=not args.json))
         if args.report:
+            find_answer_passages(scores[-1], searcher)
             documents.append({d.doc_id: d for d in searcher.data.documents})
     if args.json:
         print(json.dumps({score.name: score.figures() for score in scores}, ensure_ascii=False, indent=2))
