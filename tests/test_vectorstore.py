@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import index.vectorstore as vectorstore
 from index.vectorstore import FaissVectorStore, NumpyVectorStore, load_vector_store, new_vector_store
 
 DIM = 32
@@ -70,3 +71,18 @@ def test_save_and_load_round_trip(store, tmp_path):
 def test_small_stores_search_exactly_and_large_ones_approximately():
     assert new_vector_store(VECTORS, ann_threshold=10_000).kind == "flat"
     assert new_vector_store(VECTORS, ann_threshold=1_000).kind == "ivf-sq8"
+
+
+@pytest.mark.parametrize("exact_rows", [0, 10_000], ids=["id-selector", "exact-subset"])
+@pytest.mark.parametrize("kept", [5, 40, 1200])
+def test_search_subset_returns_only_subset_ids_and_k_of_them(store, kept, exact_rows, monkeypatch):
+    monkeypatch.setattr(vectorstore, "EXACT_SUBSET_ROWS", exact_rows)
+    ids = np.arange(1000, 3000, dtype=np.int64)
+    store.add(ids, VECTORS)
+    subset = vectorstore.IdSubset(np.random.default_rng(1).choice(ids, kept, replace=False), len(ids))
+    for query in VECTORS[:5]:
+        scores, found = store.search_subset(query, 30, subset)
+        assert found.shape == (1, min(30, kept)) and np.isin(found, subset.ids).all()
+        assert np.all(np.diff(scores[0]) <= 1e-5)  # best first
+        assert np.allclose(scores[0], store.get(found[0]) @ query, atol=0.02)
+    assert store.search_subset(VECTORS[0], 30, vectorstore.IdSubset(np.zeros(0, dtype=np.int64), 2000))[1].size == 0
