@@ -51,3 +51,7 @@ class BuildInProgressError(QAError):
 
 class SearchUnavailableError(QAError):
     """A search process stopped; the server is starting new ones."""
+
+
+class ClusterError(QAError):
+    """A cluster build could not reach its Ray cluster, or the cluster failed to embed."""
