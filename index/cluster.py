@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import math
 import os
 import socket
+import time
 import warnings
 from collections.abc import Sequence
 from types import TracebackType
@@ -37,8 +39,11 @@ class EncoderActor:
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         texts = batch["text"].tolist()
+        began = time.time()
         vectors = self.encoder.encode_passages(texts, batch_size=max(1, len(texts)))
-        return {"row": batch["row"], "vector": vectors, "actor": np.full(len(texts), self.actor_id)}
+        # Which actor, and when (this node's clock): the summary counts actors, the bench times the encoding.
+        stamps = {"actor": self.actor_id, "began": began, "ended": time.time()}
+        return {"row": batch["row"], "vector": vectors, **{k: np.full(len(texts), v) for k, v in stamps.items()}}
 
 
 def _actor_id() -> str:
@@ -61,6 +66,7 @@ class ClusterEmbedder:
         self.address, self.model, self.batch_size, self.params = address, model, batch_size, params
         self.actor_class = actor_class  # tests swap in a subclass that crashes once
         self.workers = 0  # distinct actors that returned vectors in the last embed call
+        self.encoding_s = 0.0  # in the last embed call, from the first batch's start to the last one's end
         self.embedded = 0  # texts embedded over this embedder's life
         self._connected = False
 
@@ -89,18 +95,20 @@ class ClusterEmbedder:
         self._connect()
         done = np.zeros(len(texts), dtype=bool)
         actors: set[str] = set()
+        first, last = np.inf, -np.inf
         try:
             for batch in self._dataset(texts).iter_batches(batch_size=None, batch_format="numpy"):
                 rows = batch["row"]
                 out[rows], done[rows] = batch["vector"], True
                 actors.update(batch["actor"].tolist())
+                first, last = min(first, batch["began"].min()), max(last, batch["ended"].max())
                 if progress:
                     progress(len(rows))
         except Exception as exc:  # Ray raises many types: a dead actor, a lost node, a failed task
             raise ClusterError(f"the cluster build failed, the live index is unchanged: {_one_line(exc)}") from exc
         if not done.all():
             raise ClusterError(f"the cluster returned {int(done.sum())} of {len(texts)} vectors; build again")
-        self.workers, self.embedded = len(actors), self.embedded + len(texts)
+        self.workers, self.embedded, self.encoding_s = len(actors), self.embedded + len(texts), float(last - first)
         return out
 
     def _dataset(self, texts: Sequence[str]):
@@ -132,18 +140,15 @@ class ClusterEmbedder:
             )
 
     def _connect(self) -> None:
-        if self._connected:
-            return
         import ray
 
         _quiet_ray()
-        options = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.ERROR}
+        if self._connected or ray.is_initialized():  # a caller that connected itself keeps its connection
+            return
         if self.address == LOCAL:
-            cpus = max(os.cpu_count() or 1, int(np.ceil(self.params.actors * self.params.actor_cpus)))
-            options.update(num_cpus=cpus, object_store_memory=self.params.local_object_store_mb * 2**20)
-            options["_node_ip_address"] = LOOPBACK
+            options = local_ray_options(self.params)
         else:
-            options["address"] = self.address
+            options = {**_DRIVER_OPTIONS, "address": self.address}
             if _is_loopback(self.address):
                 options["_node_ip_address"] = LOOPBACK
         try:
@@ -152,6 +157,16 @@ class ClusterEmbedder:
             where = "start Ray on this machine" if self.address == LOCAL else f"reach the Ray cluster at {self.address}"
             raise ClusterError(f"cannot {where}: {_one_line(exc)}") from exc
         self._connected = True
+
+
+_DRIVER_OPTIONS = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.ERROR}
+
+
+def local_ray_options(params: ClusterParams) -> dict:
+    """``ray.init`` options for a Ray instance on this machine only: on 127.0.0.1, every core, a small object store."""
+    cpus = max(os.cpu_count() or 1, math.ceil(params.actors * params.actor_cpus))
+    return {**_DRIVER_OPTIONS, "_node_ip_address": LOOPBACK, "num_cpus": cpus,
+            "object_store_memory": params.local_object_store_mb * 2**20}  # fmt: skip
 
 
 def _quiet_ray() -> None:
