@@ -116,6 +116,10 @@ class ClusterEmbedder:
         import pyarrow as pa
         import ray.data
 
+        # Start every actor before the first block goes out: the blocks then spread evenly, and a
+        # cluster short of resources is an error instead of a build that waits for ever.
+        ray.data.DataContext.get_current().wait_for_min_actors_s = self.params.start_timeout_s
+
         # Blocks are what actors take: enough of them that every actor gets work on a small build too.
         step = min(self.params.block_texts, max(self.batch_size, -(-len(texts) // (4 * self.params.actors))))
         blocks = [
