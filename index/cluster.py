@@ -169,7 +169,8 @@ _DRIVER_OPTIONS = {"include_dashboard": False, "log_to_driver": False, "logging_
 def local_ray_options(params: ClusterParams) -> dict:
     """``ray.init`` options for a Ray instance on this machine only: on 127.0.0.1, every core, a small object store."""
     cpus = max(os.cpu_count() or 1, math.ceil(params.actors * params.actor_cpus))
-    return {**_DRIVER_OPTIONS, "_node_ip_address": LOOPBACK, "num_cpus": cpus,
+    # address "local": a new instance even when RAY_ADDRESS names a running one.
+    return {**_DRIVER_OPTIONS, "address": "local", "_node_ip_address": LOOPBACK, "num_cpus": cpus,
             "object_store_memory": params.local_object_store_mb * 2**20}  # fmt: skip
 
 
