@@ -13,6 +13,7 @@ import ipaddress
 import logging
 import math
 import os
+import resource
 import socket
 import time
 import warnings
@@ -41,8 +42,10 @@ class EncoderActor:
         texts = batch["text"].tolist()
         began = time.time()
         vectors = self.encoder.encode_passages(texts, batch_size=max(1, len(texts)))
-        # Which actor, and when (this node's clock): the summary counts actors, the bench times the encoding.
-        stamps = {"actor": self.actor_id, "began": began, "ended": time.time()}
+        # Which actor, when (this node's clock) and its peak memory: the summary counts actors, the bench
+        # times the encoding and reports the memory an actor needs.
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+        stamps = {"actor": self.actor_id, "began": began, "ended": time.time(), "peak_mb": peak_mb}
         return {"row": batch["row"], "vector": vectors, **{k: np.full(len(texts), v) for k, v in stamps.items()}}
 
 
@@ -67,6 +70,7 @@ class ClusterEmbedder:
         self.actor_class = actor_class  # tests swap in a subclass that crashes once
         self.workers = 0  # distinct actors that returned vectors in the last embed call
         self.encoding_s = 0.0  # in the last embed call, from the first batch's start to the last one's end
+        self.actor_peak_mb = 0.0  # in the last embed call, the largest peak RSS of an actor
         self.embedded = 0  # texts embedded over this embedder's life
         self._connected = False
 
@@ -95,13 +99,14 @@ class ClusterEmbedder:
         self._connect()
         done = np.zeros(len(texts), dtype=bool)
         actors: set[str] = set()
-        first, last = np.inf, -np.inf
+        first, last, peak = np.inf, -np.inf, 0.0
         try:
             for batch in self._dataset(texts).iter_batches(batch_size=None, batch_format="numpy"):
                 rows = batch["row"]
                 out[rows], done[rows] = batch["vector"], True
                 actors.update(batch["actor"].tolist())
                 first, last = min(first, batch["began"].min()), max(last, batch["ended"].max())
+                peak = max(peak, float(batch["peak_mb"].max()))
                 if progress:
                     progress(len(rows))
         except Exception as exc:  # Ray raises many types: a dead actor, a lost node, a failed task
@@ -109,6 +114,7 @@ class ClusterEmbedder:
         if not done.all():
             raise ClusterError(f"the cluster returned {int(done.sum())} of {len(texts)} vectors; build again")
         self.workers, self.embedded, self.encoding_s = len(actors), self.embedded + len(texts), float(last - first)
+        self.actor_peak_mb = peak
         return out
 
     def _dataset(self, texts: Sequence[str]):

@@ -70,7 +70,7 @@ class _Timed:
     """An embedder that also times its embed calls, and keeps the cluster's encoding span (actors started)."""
 
     def __init__(self, inner: Embedder) -> None:
-        self.inner, self.seconds, self.encoding_s = inner, 0.0, 0.0
+        self.inner, self.seconds, self.encoding_s, self.actor_peak_mb = inner, 0.0, 0.0, 0.0
 
     @property
     def workers(self) -> int:
@@ -84,6 +84,7 @@ class _Timed:
             self.seconds += time.perf_counter() - began
             # Locally there is nothing to start: the whole call is encoding.
             self.encoding_s += getattr(self.inner, "encoding_s", time.perf_counter() - began)
+            self.actor_peak_mb = max(self.actor_peak_mb, getattr(self.inner, "actor_peak_mb", 0.0))
 
 
 def measure(spec: dict) -> dict:
@@ -117,7 +118,8 @@ def measure(spec: dict) -> dict:
                 report = build_from_documents(documents, folder, encoder, show_progress=False, embedder=embedder)
                 runs[kind].append({"build_s": report.seconds, "embed_s": embedder.seconds,
                                    "encoding_s": embedder.encoding_s, "texts": report.embedded_texts,
-                                   "actors": embedder.workers, "chunks": report.chunks})  # fmt: skip
+                                   "actors": embedder.workers, "chunks": report.chunks,
+                                   "actor_peak_mb": embedder.actor_peak_mb})  # fmt: skip
     finally:
         ray.shutdown()
         shutil.rmtree(work, ignore_errors=True)
@@ -140,6 +142,7 @@ def _summary(runs: dict[str, list[dict]], documents: int, spec: dict, ray_start_
             "encoding_s": round(statistics.median(r["encoding_s"] for r in each), 2),
             "encoding_texts_per_s": round(statistics.median(r["texts"] / max(r["encoding_s"], 1e-9) for r in each), 1),
             "actors_ran": max(r["actors"] for r in each),
+            "actor_peak_rss_mb": round(max(r["actor_peak_mb"] for r in each)),
         }
     one, two, local = out["actors_1"], out["actors_2"], out["local"]
     out["speedup_2_vs_1"] = round(two["texts_per_s"] / one["texts_per_s"], 3)

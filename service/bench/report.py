@@ -66,16 +66,17 @@ def cluster_lines(c: dict) -> list[str]:
         "batch's start to the last batch's end on the actors (locally: the embedding call), so it leaves the actors' "
         "start out.",
         "",
-        "| build | actors that ran | build s (runs) | build texts/s | encoding s | encoding texts/s |",
-        "|---|---|---|---|---|---|",
+        "| build | actors that ran | build s (runs) | build texts/s | encoding s | encoding texts/s "
+        "| actor peak RSS MiB |",
+        "|---|---|---|---|---|---|---|",
     ]
     names = {"local": "local, one process", "actors_1": "cluster, 1 actor", "actors_2": "cluster, 2 actors"}
     for key, name in names.items():
         e = c[key]
-        actors = "-" if key == "local" else e["actors_ran"]
+        actors, rss = ("-", "-") if key == "local" else (e["actors_ran"], e.get("actor_peak_rss_mb", "-"))
         lines.append(
             f"| {name} | {actors} | {e['build_s']} ({', '.join(map(str, e['build_s_each']))}) | {e['texts_per_s']} "
-            f"| {e['encoding_s']} | {e['encoding_texts_per_s']} |"
+            f"| {e['encoding_s']} | {e['encoding_texts_per_s']} | {rss} |"
         )
     lines += [
         "",
