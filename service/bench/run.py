@@ -1,4 +1,5 @@
-"""``qa bench``: build throughput, query latency at scale, HTTP load, ANN recall and a LangChain peer.
+"""``qa bench``: build throughput (local and on a Ray cluster), query latency at scale, HTTP load, ANN recall and a
+LangChain peer.
 
 Writes ``var/bench/bench.json`` and ``var/bench/bench.md`` (plus timestamped
 copies). ``--quick`` runs every part on small sizes, for CI.
@@ -30,6 +31,7 @@ from index.evaluation.datasets import EvalSet, squad_documents
 from index.evaluation.runner import evaluate
 from index.searcher import Searcher
 from index.store import read_index, resolve_live
+from service.bench.cluster import run_cluster
 from service.bench.http_load import run_http
 from service.bench.peer import interleaved_latency, run_peer
 from service.bench.report import render_markdown, targets
@@ -39,9 +41,11 @@ ROOT = Path(__file__).resolve().parents[2]  # the project root
 EVAL = ROOT.parent / "shared" / "eval"  # ../shared/eval beside it
 SIGMA = 0.02  # per-dimension noise of synthetic vector copies (cosine ~0.9 to the original)
 FULL = {"docs": None, "questions": (400, 100, 100), "sizes": [10_000, 100_000, 1_000_000], "http_size": 100_000,
-        "http_seconds": 20.0, "http_runs": 3, "ann_threshold": None, "build_runs": 3}  # fmt: skip
+        "http_seconds": 20.0, "http_runs": 3, "ann_threshold": None, "build_runs": 3,
+        "cluster_docs": None, "cluster_runs": 2}  # fmt: skip
 QUICK = {"docs": 4, "questions": (30, 10, 10), "sizes": [5_000], "http_size": 5_000,
-         "http_seconds": 3.0, "http_runs": 1, "ann_threshold": 10_000, "build_runs": 1}  # fmt: skip
+         "http_seconds": 3.0, "http_runs": 1, "ann_threshold": 10_000, "build_runs": 1,
+         "cluster_docs": 2, "cluster_runs": 1}  # fmt: skip
 
 
 def run_bench(settings: Settings, quick: bool = False, as_json: bool = False) -> int:
@@ -93,6 +97,10 @@ def _run(settings: Settings, cfg: dict, quick: bool, work: Path, out_dir: Path) 
     base_dir = work / "base" / "index"
     build_settings = settings.model_copy(update={"index_dir": base_dir})
     results["build"] = _bench_build(documents, build_settings, encoder, cfg["build_runs"], work / "builds")
+    _save_partial(out_dir, results)
+
+    _log("cluster build (Ray on 127.0.0.1, in a private network namespace)")
+    results["cluster"] = run_cluster(settings, EVAL, cfg["cluster_docs"], cfg["cluster_runs"], work)
     _save_partial(out_dir, results)
 
     results["scale"] = []
