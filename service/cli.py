@@ -118,6 +118,9 @@ def _parser() -> argparse.ArgumentParser:
     bench = commands.add_parser("bench", help="measure build and query speed (writes var/bench/)")
     bench.add_argument("--quick", action="store_true", help="a short run (under 2 minutes)")
     bench.add_argument("--json", action="store_true", help="print the JSON results")
+    bench.add_argument(
+        "--sizes", type=_sizes, help="passage counts timed in process, comma-separated (default 10000,100000,1000000)"
+    )
     bench.set_defaults(run=_bench)
     return parser
 
@@ -249,7 +252,18 @@ def _reference(args: argparse.Namespace, settings: Settings) -> int:
 def _bench(args: argparse.Namespace, settings: Settings) -> int:
     from service.bench.run import run_bench
 
-    return run_bench(settings, quick=args.quick, as_json=args.json)
+    return run_bench(settings, quick=args.quick, as_json=args.json, sizes=args.sizes)
+
+
+def _sizes(text: str) -> list[int]:
+    """``--sizes 10000,100000`` as a list of positive counts."""
+    try:
+        sizes = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of passage counts") from None
+    if not sizes or min(sizes) < 1000:
+        raise argparse.ArgumentTypeError("give passage counts of at least 1000, e.g. 10000,100000")
+    return sizes
 
 
 if __name__ == "__main__":

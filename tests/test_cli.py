@@ -83,3 +83,9 @@ def test_errors_are_one_line_without_traceback(tmp_path, cli_index):
     assert result.returncode == 2 and "rebuild" in result.stderr and "Traceback" not in result.stderr
     result = qa("eval", str(tmp_path / "nope.jsonl"))
     assert result.returncode == 2 and "does not exist" in result.stderr
+
+
+def test_bench_sizes_are_checked_before_anything_runs():
+    for sizes in ("x", "10", ""):
+        result = qa("bench", "--sizes", sizes)
+        assert result.returncode == 2 and "--sizes" in result.stderr and "Traceback" not in result.stderr

@@ -48,9 +48,15 @@ QUICK = {"docs": 4, "questions": (30, 10, 10), "sizes": [5_000], "http_size": 5_
          "cluster_docs": 2, "cluster_runs": 1}  # fmt: skip
 
 
-def run_bench(settings: Settings, quick: bool = False, as_json: bool = False) -> int:
-    """Run every measurement, write the reports, print a summary (or the JSON); returns 0."""
+def run_bench(settings: Settings, quick: bool = False, as_json: bool = False, sizes: list[int] | None = None) -> int:
+    """Run every measurement, write the reports, print a summary (or the JSON); returns 0.
+
+    ``sizes`` replaces the index sizes timed in process (the HTTP load keeps its own size, which is
+    always among them): ``--sizes 10000,100000`` skips the 1M index, the longest part of a full run.
+    """
     cfg = QUICK if quick else FULL
+    if sizes:
+        cfg = {**cfg, "sizes": sorted(set(sizes) | {cfg["http_size"]})}
     out_dir = Path(settings.index_dir).parent / "bench"
     out_dir.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="run-", dir=out_dir))
