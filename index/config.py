@@ -113,6 +113,5 @@ class Settings(BaseSettings):
     )
     log_questions: bool = Field(False, description="Put the question's text in JSON request logs.")
     api_token: SecretStr | None = Field(None, description="Bearer token for admin endpoints.")
-    max_question_chars: int = Field(2000, ge=1)
-    max_k: int = Field(50, ge=1)
-    max_body_bytes: int = Field(64 * 1024, ge=1024)
+    # The question length and k limits are part of the API's schema (service/schemas.py), not settings.
+    max_body_bytes: int = Field(64 * 1024, ge=1024, description="Largest request body accepted (413 above).")
