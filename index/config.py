@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_MODEL = "usem3"
@@ -49,6 +49,10 @@ class SearchParams(BaseModel):
         0.5, ge=0, le=2, description="Times a passage's or sentence's question hubness taken off its vector "
         "similarity (0 turns it off; see index/hubness.py).",
     )
+    ranker: str = Field(
+        "on", description="Learned re-ranking of the fused top passages: 'on' (the ranker shipped for the model, "
+        "if any), 'off' (the weighted fusion alone), or a ranker file from `qa train-ranker`; set as QA_RANKER.",
+    )
 
 
 class Settings(BaseSettings):
@@ -77,6 +81,7 @@ class Settings(BaseSettings):
         50_000, ge=1, description="Vector count above which FAISS switches to an approximate index."
     )
     search: SearchParams = Field(default_factory=SearchParams)
+    ranker: str | None = Field(None, description="Shorthand for QA_SEARCH__RANKER: 'on', 'off' or a ranker file.")
     ask_batch: int = Field(
         4, ge=1, le=64, description="With `qa serve --workers N`: most waiting questions one search process "
         "encodes together (1: one at a time).",
@@ -85,3 +90,10 @@ class Settings(BaseSettings):
     max_question_chars: int = Field(2000, ge=1)
     max_k: int = Field(50, ge=1)
     max_body_bytes: int = Field(64 * 1024, ge=1024)
+
+    @model_validator(mode="after")
+    def _ranker_into_search(self) -> Settings:
+        """``QA_RANKER`` is the search parameter ``ranker`` under a shorter name."""
+        if self.ranker is not None and self.ranker != self.search.ranker:
+            self.search = self.search.model_copy(update={"ranker": self.ranker})
+        return self

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm.auto import tqdm
 
+from index.candidates import Candidates, QueryTerms, candidates
 from index.config import SearchParams
 from index.encoders import Encoder
 from index.errors import DocumentNotFoundError, IndexMismatchError, InvalidQueryError
@@ -26,6 +27,7 @@ from index.highlight import pick_sentence
 from index.language import detect_language
 from index.lexical import tokenize_query
 from index.manifest import REBUILD_HINT
+from index.ranker import RERANK_DEPTH, load_ranker
 from index.store import IndexData
 from index.tables import SpanTable, link_spans
 from index.translation import Translator
@@ -88,6 +90,7 @@ class Searcher:
         self._same_rows: dict[str, np.ndarray | bool] = {}
         self._translator = Translator(data.vocabulary)
         self._has_hubness = bool(data.manifest.settings.reference)
+        self.ranker = load_ranker(self.params.ranker, data.manifest.settings.model)
 
     @property
     def model(self) -> str:
@@ -160,8 +163,24 @@ class Searcher:
         return SearchResult(query.text, passages, (time.perf_counter() - began) * 1000, query.lang)
 
     def rank(self, query: Query, k: int) -> list[tuple[int, float]]:
-        """Fused (passage row, score) pairs, best first."""
-        return best(self.fuse(self.retrieve(query)), k)
+        """(passage row, score) pairs, best first: fused, then re-ordered by the ranker if there is one."""
+        lists = self.retrieve(query)
+        fused = self.fuse(lists)
+        if self.ranker is None:
+            return best(fused, k)
+        found = self.candidates(query, lists, fused, max(k, RERANK_DEPTH))
+        scores = self.ranker.score(found.features)
+        order = np.lexsort((found.rows, -scores))[:k]
+        return list(zip(found.rows[order].tolist(), scores[order].tolist(), strict=True))
+
+    def candidates(self, query: Query, lists: list[Ranked], fused: Ranked, depth: int) -> Candidates:
+        """The ``depth`` best fused rows with the ranker's features (see ``index.candidates``)."""
+        terms = QueryTerms(
+            stems=self.data.lexical.query_terms(query.text, query.lang),
+            translated=[term for stems in query.translations.values() for term in stems],
+            prefixes=self.data.cognates.query_terms(query.text, query.lang),
+        )
+        return candidates(self.data, self._links, self.params, query.vector, query.lang, terms, lists, fused, depth)
 
     def retrieve(self, query: Query) -> list[Ranked]:
         """The six ranked lists, in the order of ``fuse``'s weights.
