@@ -87,8 +87,6 @@ def candidates(
     columns["sentence_cosine"] = best_per_group(
         owner, similarity - penalty * data.sentence_hubness[sentence_rows], len(rows)
     )
-    columns["hubness"] = data.chunk_hubness[rows].astype(np.float64)
-    columns["passage_chars"] = (data.chunks.end[rows] - data.chunks.start[rows]).astype(np.float64)
     columns["same_language"] = (np.asarray(data.doc_langs)[data.chunks.doc[rows]] == lang).astype(np.float64)
     columns["question_terms"] = float(len(data.lexical.term_ids(terms.stems)))
     return Candidates(rows, scores, feature_matrix(columns, len(rows)))

@@ -164,6 +164,11 @@ class LexicalIndex:
         """
         return self._ceilings[ids] if len(ids) else np.zeros(0)
 
+    def term_weights(self, terms: Iterable[str]) -> dict[str, float]:
+        """Each term's ceiling (see ``ceilings``), a rarity weight; 0 for a term no row holds."""
+        vocab = self._model.vocab_dict
+        return {term: float(self._ceilings[vocab[term]]) if term in vocab else 0.0 for term in terms}
+
     def presence(self, ids: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """Whether each of ``rows`` holds each term: a (rows, terms) boolean matrix."""
         indices, indptr = self._model.scores["indices"], self._model.scores["indptr"]

@@ -158,7 +158,7 @@ class Searcher:
 
     def _answer(self, query: Query, k: int, began: float) -> SearchResult:
         ranked = self.rank(query, k)
-        terms: dict[str, set[str]] = {}  # question terms per document language, for the highlight
+        terms: dict[str, dict[str, float]] = {}  # question terms and their weights per document language
         passages = [self._passage(row, score, query, terms) for row, score in ranked]
         return SearchResult(query.text, passages, (time.perf_counter() - began) * 1000, query.lang)
 
@@ -274,7 +274,7 @@ class Searcher:
         chunk_rows = np.repeat(first, counts) + _ranges(counts)
         return max_by_group(chunk_rows, np.repeat(scores, counts))
 
-    def _passage(self, row: int, score: float, query: Query, terms: dict[str, set[str]]) -> Passage:
+    def _passage(self, row: int, score: float, query: Query, terms: dict[str, dict[str, float]]) -> Passage:
         chunks, sentences = self.data.chunks, self.data.sentences
         doc_row = int(chunks.doc[row])
         doc, doc_lang = self.data.documents[doc_row], self.data.doc_langs[doc_row]
@@ -285,8 +285,11 @@ class Searcher:
         spans = [(int(sentences.start[r]), int(sentences.end[r])) for r in sentence_rows]
         if doc_lang not in terms:
             translated = query.translations.get(doc_lang, [])
-            terms[doc_lang] = {*tokenize_query(query.text, query.lang, [doc_lang]), *translated}
-        h_start, h_end = pick_sentence(doc.text, (start, end), spans, vectors @ query.vector, terms[doc_lang], doc_lang)
+            words = {*tokenize_query(query.text, query.lang, [doc_lang]), *translated}
+            terms[doc_lang] = self.data.sentence_lexical.term_weights(words)
+        hubness = self.data.sentence_hubness[sentence_rows]
+        similarities = vectors @ query.vector
+        h_start, h_end = pick_sentence(doc.text, (start, end), spans, similarities, hubness, terms[doc_lang], doc_lang)
         highlight = Highlight(h_start, h_end, doc.text[h_start:h_end])
         return Passage(doc.doc_id, doc.title, start, end, doc.text[start:end], float(score), highlight)
 

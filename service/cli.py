@@ -111,6 +111,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--out", type=Path, help="where to write the .txt (default: the package's, for the model)")
     train.add_argument("--articles", choices=("all", "even", "odd"), default="all",
                        help="train only on the questions about every other article, to test on the rest")
+    train.add_argument("--together", action="store_true",
+                       help="index the articles of all files together (documents in several languages), not per file")
     train.add_argument("--rounds", type=int, default=None, help="boosting rounds (default: index.ranker.ROUNDS)")
     train.set_defaults(run=_train_ranker)
 

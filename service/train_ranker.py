@@ -37,8 +37,10 @@ def run_train_ranker(args: argparse.Namespace, settings: Settings) -> int:
     settings = settings.model_copy(update={"search": settings.search.model_copy(update={"ranker": "off"})})
     encoder = load_encoder(settings.model)
     parts, sources = [], []
-    for articles, questions in sets:
-        eval_set = _load(articles, questions, args.articles)
+    loaded = [_load(articles, questions, args.articles) for articles, questions in sets]
+    if args.together:
+        loaded = _together(loaded)
+    for eval_set in loaded:
         parts.append(_set_features(eval_set, settings, encoder))
         sources.append(f"{eval_set.name}: {len(eval_set.questions)} questions")
     features = np.concatenate([p["features"] for p in parts])
@@ -66,6 +68,12 @@ def _load(articles: Path, questions: Path | None, parity: str) -> EvalSet:
     if questions is not None:
         eval_set = replace_questions(eval_set, questions)
     return eval_set if parity == "all" else every_other_article(eval_set, parity)
+
+
+def _together(sets: list[EvalSet]) -> list[EvalSet]:
+    """The sets with every set's articles indexed together, as a corpus of several languages is."""
+    documents = list({doc.doc_id: doc for each in sets for doc in each.documents or []}.values())
+    return [EvalSet(f"{each.name} (among all)", each.questions, documents, dict(each.meta)) for each in sets]
 
 
 def _set_features(eval_set: EvalSet, settings: Settings, encoder: Encoder) -> dict[str, np.ndarray]:

@@ -11,6 +11,7 @@ import pytest
 from index.config import Settings
 from index.errors import IndexMismatchError, ModelUnavailableError
 from index.fusion import ScoredRows, best
+from index.highlight import pick_sentence
 from index.lexical import LexicalIndex
 from index.ranker import Ranker, RankerInfo, load_ranker, shipped_ranker, train
 from index.ranking_features import (
@@ -160,3 +161,21 @@ def test_train_ranker_end_to_end_writes_a_loadable_ranker(tmp_path):
 
 def test_shipped_ranker_path_is_per_model():
     assert shipped_ranker("usem3").name == "usem3.txt"
+
+
+def test_pick_sentence_prefers_the_sentence_with_the_rare_question_words():
+    text = "Le ministre Badr al-Busaidi supervise. La médiation omanaise a permis la rencontre."
+    sentences = [(0, 38), (39, len(text))]
+    weights = {"mediat": 3.0, "ministr": 0.5}
+    sims = np.array([0.3, 0.3])
+    assert pick_sentence(text, (0, len(text)), sentences, sims, np.zeros(2), weights, "fr") == (39, len(text))
+
+
+def test_pick_sentence_takes_hubness_off_and_clips_to_the_passage():
+    text = "Charlatan ? Les délégations se sont réunies à Mascate."
+    sentences = [(0, 11), (12, len(text))]
+    sims, hub = np.array([0.30, 0.25]), np.array([0.2, 0.05])
+    assert pick_sentence(text, (0, len(text)), sentences, sims, hub, {}, "fr") == (12, len(text))
+    assert pick_sentence(text, (0, len(text)), sentences, sims, np.zeros(2), {}, "fr") == (0, 11)
+    assert pick_sentence(text, (5, 20), sentences, sims, hub, {}, "fr") == (12, 20)
+    assert pick_sentence(text, (5, 9), [], sims, hub, {}, "fr") == (5, 9)
