@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,8 +12,15 @@ import numpy as np
 from index.config import Settings
 from index.corpus import load_corpus
 from index.encoders import load_encoder
-from index.evaluation.datasets import EvalSet, every_other_article, load_eval_file, replace_questions, squad_documents
-from index.evaluation.runner import SetScore, evaluate, searcher_for
+from index.evaluation.datasets import (
+    EvalSet,
+    every_other_article,
+    load_eval_file,
+    repairs_note,
+    replace_questions,
+    squad_documents,
+)
+from index.evaluation.runner import SetScore, evaluate, find_answer_passages, searcher_for
 
 COLUMNS = ("hit@1", "hit@5", "mrr@10", "n", "passage_chars", "highlight_hit", "seconds")
 
@@ -25,6 +33,8 @@ def run_eval(files: list[Path], settings: Settings, args: argparse.Namespace) ->
     documents = []  # per set, doc_id -> Document, for the report's gold passages
     for path in files:
         eval_set = load_eval_file(path)
+        if note := repairs_note(eval_set):
+            print(note, file=sys.stderr)
         if args.questions_from:
             eval_set = replace_questions(eval_set, args.questions_from)
         if args.articles != "all":
@@ -42,6 +52,7 @@ def run_eval(files: list[Path], settings: Settings, args: argparse.Namespace) ->
             eval_set.name += f" + {len(searcher.data.chunks) - _corpus_chunks(searcher, corpus)} distractor chunks"
         scores.append(evaluate(eval_set, searcher, k=args.k, show_progress=not args.json))
         if args.report:
+            find_answer_passages(scores[-1], searcher)
             documents.append({d.doc_id: d for d in searcher.data.documents})
     if args.json:
         print(json.dumps({score.name: score.figures() for score in scores}, ensure_ascii=False, indent=2))

@@ -51,7 +51,7 @@ def render_report(scores: Sequence[SetScore], documents: Sequence[DocumentTexts 
         "<title>Evaluation report</title>",
         f"<style>{CSS}</style></head><body><main>",
         "<h1>Evaluation report</h1>",
-        f"<p class=\"muted\">Written {escape(when)} · {len(scores)} set{'s' if len(scores) != 1 else ''}.</p>",
+        f'<p class="muted">Written {escape(when)} · {len(scores)} set{"s" if len(scores) != 1 else ""}.</p>',
         _figures_table(scores),
         _curves(scores),
     ]
@@ -125,9 +125,7 @@ def _curves(scores: Sequence[SetScore]) -> str:
         if k == 1 or k % 5 == 0:
             out.append(f'<text class="tick" x="{x(k):.1f}" y="{height - bottom + 16}" text-anchor="middle">{k}</text>')
     out.append(f'<line class="axis" x1="{left}" x2="{left}" y1="{top}" y2="{height - bottom}"/>')
-    out.append(
-        f'<line class="axis" x1="{left}" x2="{width - right}" y1="{height - bottom}" y2="{height - bottom}"/>'
-    )
+    out.append(f'<line class="axis" x1="{left}" x2="{width - right}" y1="{height - bottom}" y2="{height - bottom}"/>')
     out.append(f'<text class="label" x="{left + plot_w / 2:.1f}" y="{height - 6}" text-anchor="middle">k</text>')
     legend = []
     for index, score in enumerate(scores):
@@ -190,6 +188,10 @@ def _set_section(index: int, score: SetScore, docs: DocumentTexts | None, max_mi
 def _missed_item(outcome: Outcome, docs: DocumentTexts | None) -> str:
     q = outcome.question
     rank = "not in the top 20" if outcome.rank is None else f"first hit at rank {outcome.rank}"
+    if outcome.rank is None and outcome.answer_rank is not None:
+        rank += f", at rank {outcome.answer_rank} of a deeper search"
+    elif outcome.rank is None and outcome.answer_passage is not None:
+        rank += " nor in a deeper search"
     lang = f" · {escape(q.lang)}" if q.lang else ""
     answers = " | ".join(escape(a) for a in q.answers) or "–"
     parts = [
@@ -214,11 +216,12 @@ def _text_of(docs: DocumentTexts | None, doc_id: str | None) -> tuple[str, str] 
     return doc_id, str(doc)
 
 
-def _gold_span(outcome: Outcome, text: str) -> tuple[int, int] | None:
+def _gold_span(outcome: Outcome, text: str, offset: int = 0) -> tuple[int, int] | None:
+    """Where the answer is in ``text`` (a document, or a passage starting at ``offset`` in its document)."""
     q = outcome.question
     for start, end in q.gold_spans:
-        if 0 <= start < end <= len(text):
-            return start, end
+        if 0 <= start - offset < end - offset <= len(text):
+            return start - offset, end - offset
     folded = text.casefold()  # corpus sets carry answer strings, not offsets
     for answer in q.answers:
         if answer.strip():
@@ -228,7 +231,22 @@ def _gold_span(outcome: Outcome, text: str) -> tuple[int, int] | None:
     return None
 
 
+def _answer_block(outcome: Outcome) -> str:
+    """The best-ranked passage that holds the answer, the answer marked in it."""
+    p = outcome.answer_passage
+    rank = f"rank {outcome.answer_rank}" if outcome.answer_rank else "not ranked by the search"
+    score = "" if p.score != p.score else f" · score {p.score:.3f}"  # NaN: taken from the document, not the search
+    span = _gold_span(outcome, p.text, p.start)
+    body = _marked(p.text, 0, len(p.text), *span) if span else escape(p.text)
+    return (
+        f'<div class="gold"><h3>Best-ranked passage holding the answer</h3><p class="doc">{escape(p.title)} · '
+        f'{escape(p.doc_id)} [{p.start}:{p.end}] · {rank}{score}</p><p class="text">{body}</p></div>'
+    )
+
+
 def _gold_block(outcome: Outcome, docs: DocumentTexts | None) -> str:
+    if outcome.answer_passage is not None:
+        return _answer_block(outcome)
     q = outcome.question
     found = _text_of(docs, q.gold_doc)
     heading = "Gold answer in its passage"
@@ -252,7 +270,7 @@ def _gold_block(outcome: Outcome, docs: DocumentTexts | None) -> str:
     body = _marked(text, lo, hi, start, end)
     return (
         f'<div class="gold"><h3>{heading}</h3><p class="doc">{escape(title)} · {escape(q.gold_doc or "")} '
-        f"[{start}:{end}]</p><p class=\"text\">{'…' if lo > 0 else ''}{body}{'…' if hi < len(text) else ''}</p></div>"
+        f'[{start}:{end}]</p><p class="text">{"…" if lo > 0 else ""}{body}{"…" if hi < len(text) else ""}</p></div>'
     )
 
 

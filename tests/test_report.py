@@ -113,3 +113,47 @@ def test_report_caps_missed_list_and_works_without_documents(tmp_path: Path) -> 
     assert len(re.findall(r'<li class="miss">', page)) == 1
     assert "1 more missed question left out." in page
     assert "Gold document not available" in page
+
+
+def test_missed_question_shows_the_best_ranked_passage_holding_the_answer(tmp_path: Path) -> None:
+    score, _ = _score()
+    answer_at = GOLD_TEXT.index("Badr")
+    passage = _passage("set/0000", "Pourparlers", GOLD_TEXT, 42, len(GOLD_TEXT), answer_at, answer_at + 10, 0.4)
+    score.outcomes[2] = Outcome(
+        EvalQuestion("q3", "Who mediated?", ("badr albusaidi",), "set/0000", (), "en"), None, [], None, passage, 57
+    )
+    page = write_report([score], tmp_path).read_text(encoding="utf-8")  # no documents passed: a JSONL set's case
+    missed = re.findall(r'<li class="miss">(.*?)</li>', page, re.S)
+    assert "not in the top 20, at rank 57 of a deeper search" in missed[1]
+    block = re.search(r'<div class="gold">(.*?)</div>', missed[1], re.S).group(1)
+    assert "Best-ranked passage holding the answer" in block and "rank 57" in block and "[42:" in block
+    assert re.findall(r"<mark>(.*?)</mark>", block) == ["Badr Albusaidi"]  # found case-folded in the passage
+    assert "Gold document not available" not in missed[1]
+
+
+def test_answer_passages_from_the_ranking_a_deeper_search_or_the_document(built, encoder, tmp_path: Path) -> None:
+    from index.evaluation.datasets import EvalSet
+    from index.evaluation.runner import evaluate, find_answer_passages
+    from index.searcher import Searcher
+    from index.store import read_index, resolve_live
+
+    searcher = Searcher(read_index(resolve_live(built.index_dir)), encoder)
+    seed = "oman-iran-us-talks-2026-02-06.fr.txt"
+    questions = [
+        EvalQuestion("near", "Who is helping the US envoy?", ("Jared Kushner",), seed, (), "en"),
+        EvalQuestion("far", "Will it rain in the Alps on Sunday?", ("Karoline Leavitt",), seed, (), "en"),
+    ]
+    score = evaluate(EvalSet("set.jsonl", questions), searcher, show_progress=False)
+    near, far = score.outcomes
+    assert near.answer_rank == near.rank and "Jared Kushner" in near.answer_passage.text
+    far.rank = far.answer_rank = far.answer_passage = None  # as if it were not in the top 20
+    find_answer_passages(score, searcher, depth=50)
+    assert far.answer_rank is not None and far.answer_rank > 1 and "Karoline Leavitt" in far.answer_passage.text
+    far.answer_rank = far.answer_passage = None
+    find_answer_passages(score, searcher, depth=1)  # the search misses it: the document still has it
+    assert far.answer_rank is None and "Karoline Leavitt" in far.answer_passage.text
+    assert far.answer_passage.score != far.answer_passage.score  # NaN: not a search score
+    far.rank = None
+    page = write_report([score], tmp_path).read_text(encoding="utf-8")
+    assert "not in the top 20 nor in a deeper search" in page and "not ranked by the search" in page
+    assert "score nan" not in page

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from itertools import pairwise
+from pathlib import Path
 
 import numpy as np
 from hypothesis import given, settings
@@ -24,6 +26,14 @@ PIECES = st.sampled_from(
         "Dr. Smith arrived. He spoke.",
     ]
 )
+SEED_ARTICLE = Path(__file__).parent.parent / "corpus" / "oman-iran-us-talks-2026-02-06.fr.txt"
+SENTENCE_GOLD = json.loads((Path(__file__).parent.parent / "eval" / "sentence-ends.json").read_text("utf-8"))["tuned"]
+
+
+def open_seed_article() -> str:
+    return SEED_ARTICLE.read_text(encoding="utf-8")
+
+
 TEXTS = st.lists(PIECES, min_size=0, max_size=40).map("".join) | st.text(max_size=3000)
 
 
@@ -80,6 +90,54 @@ def test_french_abbreviations_do_not_end_sentences():
     text = "Il a rencontré M. Badr al-Busaidi à Mascate. Puis il est parti."
     sentences = [text[s.start : s.end] for s in split_sentences(text)]
     assert sentences == ["Il a rencontré M. Badr al-Busaidi à Mascate.", "Puis il est parti."]
+
+
+def test_passages_do_not_end_at_an_honorific():
+    text = open_seed_article()
+    chunks = chunk_spans(text, 900, 150)
+    assert not any(text[c.start : c.end].endswith(" M.") for c in chunks)
+    passage = next(
+        text[c.start : c.end] for c in chunks if "Les échanges se déroulent entre M." in text[c.start : c.end]
+    )
+    assert "M. Abbas Araghchi, chef de la diplomatie iranienne" in passage
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=TEXTS, size=st.integers(50, 900), overlap_share=st.floats(0, 0.5))
+def test_passage_boundaries_are_sentence_boundaries(text, size, overlap_share):
+    sentences = split_sentences(text)
+    starts, ends = {s.start for s in sentences}, {s.end for s in sentences}
+    too_long = [s for s in sentences if len(s) > size]
+
+    def inside_too_long(pos: int) -> bool:
+        return any(s.start < pos < s.end for s in too_long)
+
+    for chunk in chunk_spans(text, size, int(size * overlap_share)):
+        assert chunk.start in starts or inside_too_long(chunk.start)
+        assert chunk.end in ends or inside_too_long(chunk.end)
+
+
+def test_sentences_that_fit_are_never_cut():
+    sentence = "Le ministre omanais, M. Badr al-Busaidi, a supervisé les discussions de Mascate. "
+    text = sentence * 30
+    for size, overlap in [(100, 0), (300, 60), (900, 150)]:
+        for chunk in chunk_spans(text, size, overlap):
+            piece = text[chunk.start : chunk.end]
+            assert piece.startswith("Le ministre") and piece.endswith("Mascate.")
+            assert len(piece) <= size + overlap
+
+
+def test_an_overlong_sentence_is_cut_at_clauses_then_words():
+    text = "Intro courte. " + ", ".join(f"clause numéro {i}" for i in range(60)) + ". Fin."
+    chunks = chunk_spans(text, 200, 40)
+    assert all(len(c) <= 240 for c in chunks)
+    assert all(text[c.end - 1] in ",." for c in chunks)  # cut after a comma, not mid-clause
+
+
+def test_sentence_ends_in_four_languages():
+    for lang, sentences in SENTENCE_GOLD.items():
+        text = " ".join(sentences)
+        assert [text[s.start : s.end] for s in split_sentences(text)] == sentences, lang
 
 
 def test_span_helpers():

@@ -13,13 +13,15 @@ from index.builder import build_from_documents, build_settings
 from index.config import SearchParams, Settings
 from index.corpus import Document
 from index.encoders import Encoder, canonical_model_name
+from index.errors import DocumentNotFoundError
 from index.evaluation.datasets import EvalQuestion, EvalSet
 from index.evaluation.metrics import Rank, contains_answer, contains_span, first_hit, hit_at, hit_curve, mrr_at
-from index.searcher import Passage, Searcher
+from index.searcher import Highlight, Passage, Searcher
 from index.spans import SPLITTER
 from index.store import read_index, resolve_live
 
 DEPTH = 20  # passages retrieved per question: enough for the hit@k curve
+DEEP = 200  # passages searched for the answer of a question missed in the top DEPTH (report only)
 
 
 @dataclass
@@ -30,6 +32,8 @@ class Outcome:
     rank: Rank
     passages: list[Passage]
     highlight_hit: bool | None  # None unless the top passage is a hit
+    answer_passage: Passage | None = None  # the best-ranked passage holding the answer, if one was found
+    answer_rank: Rank = None  # its rank: ``rank``, or deeper after ``find_answer_passages``
 
 
 @dataclass
@@ -85,8 +89,48 @@ def evaluate(eval_set: EvalSet, searcher: Searcher, k: int = 5, show_progress: b
         if rank == 1:
             top = result.passages[0]
             highlight = is_hit(question, top, top.highlight.start, top.highlight.end, top.highlight.text)
-        outcomes.append(Outcome(question, rank, result.passages[:k], highlight))
+        found = result.passages[rank - 1] if rank else None
+        outcomes.append(Outcome(question, rank, result.passages[:k], highlight, found, rank))
     return _score(eval_set.name, outcomes, k, time.perf_counter() - began)
+
+
+def find_answer_passages(score: SetScore, searcher: Searcher, depth: int = DEEP) -> None:
+    """For questions whose answer is not in the top ``DEPTH``, look deeper: up to ``depth`` passages.
+
+    When the search does not reach it either, the first passage of the gold
+    document that holds the answer is kept, without a rank. Sets
+    ``answer_passage`` and ``answer_rank`` of those outcomes.
+    """
+    lost = [o for o in score.outcomes if o.answer_passage is None]
+    results = searcher.search_many([o.question.question for o in lost], depth) if lost else []
+    for outcome, result in zip(lost, results, strict=True):
+        q = outcome.question
+        flags = [is_hit(q, p, p.start, p.end, p.text) for p in result.passages]
+        rank = first_hit(flags)
+        if rank is not None:
+            outcome.answer_passage, outcome.answer_rank = result.passages[rank - 1], rank
+        else:
+            outcome.answer_passage = _passage_in_document(q, searcher)
+
+
+def _passage_in_document(question: EvalQuestion, searcher: Searcher) -> Passage | None:
+    """The first indexed passage of the gold document that holds the answer (score NaN, empty highlight)."""
+    if question.gold_doc is None:
+        return None
+    try:
+        doc = searcher.document(question.gold_doc)
+    except DocumentNotFoundError:
+        return None
+    chunks = searcher.data.chunks
+    row = next(row for row, d in enumerate(searcher.data.documents) if d.doc_id == doc.doc_id)
+    mine = chunks.doc == row
+    for start, end in sorted(zip(chunks.start[mine].tolist(), chunks.end[mine].tolist(), strict=True)):
+        passage = Passage(
+            doc.doc_id, doc.title, start, end, doc.text[start:end], float("nan"), Highlight(start, start, "")
+        )
+        if is_hit(question, passage, start, end, passage.text):
+            return passage
+    return None
 
 
 def _score(name: str, outcomes: list[Outcome], k: int, seconds: float) -> SetScore:
