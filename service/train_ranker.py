@@ -126,7 +126,7 @@ def _groups_with_answers(relevance: np.ndarray, groups: np.ndarray) -> np.ndarra
 def _cache_path(eval_set: EvalSet, settings: Settings, searcher: Searcher) -> Path:
     key = {
         "questions": [(q.qid, q.question) for q in eval_set.questions],
-        "index": str(searcher.data.folder),
+        "index": [asdict(searcher.data.manifest.settings), searcher.data.manifest.documents],
         "search": settings.search.model_dump(),
         "features": list(FEATURES),
         "version": FEATURE_VERSION,
