@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from index.fusion import Ranked, _arrays, _scaled
+from index.fusion import Ranked, minmax
 
 LISTS = ("dense", "sentence_dense", "bm25", "cognates", "sentence_bm25", "translated")  # Searcher.retrieve's order
 LEXICAL = ("bm25", "cognates", "sentence_bm25", "translated")
@@ -44,25 +44,17 @@ FEATURES = (
 
 def normalised_and_ranks(ranked: Ranked, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Min-max normalised score (0 when absent, as in the fusion) and 1-based rank of each row in one list."""
-    keys, scores = _arrays(ranked)
-    normalised = np.zeros(len(rows))
-    ranks = np.full(len(rows), float(MISSING_RANK))
-    if not len(keys):
-        return normalised, ranks
-    order = np.lexsort((keys, -scores))
-    position = {int(key): (rank, value) for rank, (key, value) in enumerate(
-        zip(keys[order].tolist(), _scaled(scores)[order].tolist(), strict=True), start=1)}  # fmt: skip
-    for i, row in enumerate(rows.tolist()):
-        if row in position:
-            ranks[i], normalised[i] = position[row]
+    scaled = minmax(ranked)
+    order = sorted(scaled, key=lambda row: (-ranked[row], row))
+    position = {row: rank for rank, row in enumerate(order, start=1)}
+    normalised = np.array([scaled.get(row, 0.0) for row in rows.tolist()], dtype=np.float64)
+    ranks = np.array([position.get(row, MISSING_RANK) for row in rows.tolist()], dtype=np.float64)
     return normalised, ranks
 
 
 def raw_scores(ranked: Ranked, rows: np.ndarray) -> np.ndarray:
     """Each row's score in a list, 0 when the list did not return it."""
-    keys, scores = _arrays(ranked)
-    lookup = dict(zip(keys.tolist(), scores.tolist(), strict=True))
-    return np.array([lookup.get(row, 0.0) for row in rows.tolist()], dtype=np.float64)
+    return np.array([ranked.get(row, 0.0) for row in rows.tolist()], dtype=np.float64)
 
 
 def full_match_ratio(scores: np.ndarray, ceiling: float) -> np.ndarray:

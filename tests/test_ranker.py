@@ -118,6 +118,10 @@ def test_ranker_reorders_only_the_fused_candidates(built, encoder, tmp_path):
     lists = searcher.retrieve(query)
     found = searcher.candidates(query, lists, searcher.fuse(lists), 50)
     assert found.features.shape == (len(found.rows), len(FEATURES))
+    column = dict(zip(FEATURES, found.features.T, strict=True))
+    assert column["fused_rank"].tolist() == list(range(1, len(found.rows) + 1))
+    for name in ("coverage_passage", "coverage_sentence", "coverage_prefixes", "bm25_full"):
+        assert ((column[name] >= 0) & (column[name] <= 1 + 1e-9)).all(), name
     assert {row for row, _ in searcher.rank(query, 50)} == set(found.rows.tolist())
 
 
