@@ -82,14 +82,37 @@ def candidates(
     sentence_coverage = _coverage(data.sentence_lexical, both, sentence_rows)
     columns["coverage_sentence"] = best_per_group(owner, sentence_coverage, len(rows))
     columns["passage_cosine"] = data.chunk_vectors.get(data.chunks.ids[rows]) @ vector
-    similarity = data.sentence_vectors.get(data.sentences.ids[sentence_rows]) @ vector
-    penalty = params.hub_penalty if data.manifest.settings.reference else 0.0
-    columns["sentence_cosine"] = best_per_group(
-        owner, similarity - penalty * data.sentence_hubness[sentence_rows], len(rows)
-    )
+    columns["sentence_cosine"] = _best_sentence_cosine(data, params, vector, lists[1], rows, sentence_rows, owner)
     columns["same_language"] = (np.asarray(data.doc_langs)[data.chunks.doc[rows]] == lang).astype(np.float64)
     columns["question_terms"] = float(len(data.lexical.term_ids(terms.stems)))
     return Candidates(rows, scores, feature_matrix(columns, len(rows)))
+
+
+def _best_sentence_cosine(
+    data: IndexData,
+    params: SearchParams,
+    vector: np.ndarray,
+    nearest: Ranked,
+    rows: np.ndarray,
+    sentence_rows: np.ndarray,
+    owner: np.ndarray,
+) -> np.ndarray:
+    """Hubness-corrected similarity of each passage's best sentence to the question.
+
+    The best-sentence list already holds it for the passages it found (their
+    best sentence is among the nearest); only the other passages' sentence
+    vectors are read and compared, which keeps this cheap on a large index.
+    """
+    out = np.maximum(raw_scores(nearest, rows), 0.0)  # floored at 0, as best_per_group is
+    missing = ~np.isin(rows, np.fromiter(nearest.keys(), np.int64, len(nearest)))
+    wanted = missing[owner]
+    if wanted.any():
+        sentences = sentence_rows[wanted]
+        penalty = params.hub_penalty if data.manifest.settings.reference else 0.0
+        similarity = data.sentence_vectors.get(data.sentences.ids[sentences]) @ vector
+        best = best_per_group(owner[wanted], similarity - penalty * data.sentence_hubness[sentences], len(rows))
+        out[missing] = best[missing]
+    return out
 
 
 def _coverage(index: LexicalIndex, words: list[str], rows: np.ndarray) -> np.ndarray:

@@ -88,7 +88,7 @@ def weighted_coverage(presence: np.ndarray, weights: np.ndarray) -> np.ndarray:
 
 
 def best_per_group(groups: np.ndarray, values: np.ndarray, count: int) -> np.ndarray:
-    """Highest value per group id in ``range(count)`` (0 for a group with no value)."""
+    """Highest value per group id in ``range(count)``, floored at 0 (so 0 for a group with no value)."""
     out = np.zeros(count)
     if len(groups):
         np.maximum.at(out, np.asarray(groups, dtype=np.int64), np.asarray(values, dtype=np.float64))
