@@ -1,7 +1,8 @@
 """Two-fold check of ranker settings on the even articles only (eval/README, learned ranker).
 
 Run the shipped `qa train-ranker ... --articles even --together` command first (it caches the features), then
-`.venv/bin/python eval/ranker_cv.py '{"rounds": 300}'`. Each set's questions are split into a first and a
+`.venv/bin/python eval/ranker_cv.py '{"rounds": 300}'` (add `--apart` after the JSON for the features of the
+same command without `--together`). Each set's questions are split into a first and a
 second half (articles are in order, so the halves share at most one article); a model trained on one half of
 every set is scored on the other half, and the reverse. Prints hit@1 of the fusion and of the ranker.
 """
@@ -30,12 +31,13 @@ SETS = [
 ]
 
 
-def cached_features() -> list[dict[str, np.ndarray]]:
+def cached_features(together: bool) -> list[dict[str, np.ndarray]]:
     settings = Settings()
     settings = settings.model_copy(update={"search": settings.search.model_copy(update={"ranker": "off"})})
     encoder = load_encoder(settings.model)
     out = []
-    for eval_set in _together([_load(articles, questions, "even") for articles, questions in SETS]):
+    sets = [_load(articles, questions, "even") for articles, questions in SETS]
+    for eval_set in _together(sets) if together else sets:
         path = _cache_path(eval_set, settings, searcher_for(eval_set, settings, encoder, show_progress=False))
         with np.load(path, allow_pickle=False) as data:
             out.append({key: data[key] for key in ("features", "relevance", "groups")})
@@ -62,7 +64,7 @@ def hit_at_1(scores: np.ndarray, relevance: np.ndarray, groups: np.ndarray) -> f
 def main() -> None:
     params = json.loads(sys.argv[1]) if len(sys.argv) > 1 else {}
     rounds = params.pop("rounds", ROUNDS)
-    parts = cached_features()
+    parts = cached_features(together="--apart" not in sys.argv[2:])
     figures: dict[int, list[tuple[float, float]]] = {i: [] for i in range(len(parts))}
     for test in (0, 1):
         train = [half(part, 1 - test) for part in parts]
