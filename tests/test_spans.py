@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from bisect import bisect_right
 from itertools import pairwise
 from pathlib import Path
 
@@ -104,17 +105,23 @@ def test_passages_do_not_end_at_an_honorific():
 
 @settings(max_examples=300, deadline=None)
 @given(text=TEXTS, size=st.integers(50, 900), overlap_share=st.floats(0, 0.5))
-def test_passage_boundaries_are_sentence_boundaries(text, size, overlap_share):
+def test_passages_end_at_sentence_ends_and_open_at_sentence_starts_or_in_the_overlap(text, size, overlap_share):
+    overlap = int(size * overlap_share)
     sentences = split_sentences(text)
-    starts, ends = {s.start for s in sentences}, {s.end for s in sentences}
+    starts, ends = [s.start for s in sentences], {s.end for s in sentences}
     too_long = [s for s in sentences if len(s) > size]
 
     def inside_too_long(pos: int) -> bool:
         return any(s.start < pos < s.end for s in too_long)
 
-    for chunk in chunk_spans(text, size, int(size * overlap_share)):
-        assert chunk.start in starts or inside_too_long(chunk.start)
+    for chunk in chunk_spans(text, size, overlap):
         assert chunk.end in ends or inside_too_long(chunk.end)
+        if chunk.start in starts or inside_too_long(chunk.start):
+            continue
+        # An overlap whose sentence start did not fit opens at a word start,
+        # at most `overlap` characters before the passage's own first sentence.
+        next_start = starts[bisect_right(starts, chunk.start)]
+        assert next_start - chunk.start <= overlap
 
 
 def test_sentences_that_fit_are_never_cut():
