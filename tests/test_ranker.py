@@ -95,10 +95,10 @@ def test_ranker_round_trip_keeps_text_digest_and_scores(tmp_path):
 
 
 def test_qa_ranker_env_is_the_search_parameter(monkeypatch):
-    monkeypatch.setenv("QA_RANKER", "off")
-    assert Settings().search.ranker == "off"
-    monkeypatch.delenv("QA_RANKER")
+    monkeypatch.setenv("QA_RANKER", "on")
     assert Settings().search.ranker == "on"
+    monkeypatch.delenv("QA_RANKER")
+    assert Settings().search.ranker == "off"
 
 
 def test_ranker_off_gives_the_weighted_fusion(built, encoder):
@@ -163,8 +163,11 @@ def test_train_ranker_end_to_end_writes_a_loadable_ranker(tmp_path):
     assert qa("train-ranker", env=env).stderr.startswith("error:")
 
 
-def test_shipped_ranker_path_is_per_model():
+def test_shipped_ranker_path_is_per_model_and_loads():
     assert shipped_ranker("usem3").name == "usem3.txt"
+    shipped = load_ranker("on", "usem3")
+    assert shipped is not None and shipped.info.features == list(FEATURES)
+    assert load_ranker("on", "minilm") is None  # no ranker shipped for it: the fusion alone
 
 
 def test_pick_sentence_prefers_the_sentence_with_the_rare_question_words():
