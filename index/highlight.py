@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 
 import numpy as np
 
 from index.lexical import tokenize
 
-LEXICAL_WEIGHT = 0.3
+LEXICAL_WEIGHT = 0.3  # times the rarity-weighted share of the question's terms a sentence holds
+HUB_WEIGHT = 1.0  # times the sentence's question hubness taken off its similarity (see index.hubness)
 
 
 @lru_cache(maxsize=16384)
@@ -23,22 +24,26 @@ def pick_sentence(
     passage: tuple[int, int],
     sentences: Sequence[tuple[int, int]],
     similarities: np.ndarray,
-    question_terms: set[str],
+    hubness: np.ndarray,
+    term_weights: Mapping[str, float],
     lang: str,
 ) -> tuple[int, int]:
     """Offsets of the best sentence, clipped to the passage; the passage itself if it has none.
 
-    The score is the sentence's cosine similarity to the question plus a bonus
-    for the share of question terms the sentence contains.
+    The score is the sentence's cosine similarity to the question, less its
+    question hubness (short generic sentences are near every question), plus
+    a bonus for the share of the question's terms it contains, each term
+    weighted by its rarity (``term_weights``), so that a sentence holding the
+    question's specific words beats one holding only its common ones.
     """
     start, end = passage
-    clipped = [(max(s, start), min(e, end)) for s, e in sentences if min(e, end) > max(s, start)]
-    if not clipped:
-        return start, end
     keep = [i for i, (s, e) in enumerate(sentences) if min(e, end) > max(s, start)]
-    terms = question_terms
-    scores = []
-    for (s, e), sim in zip(clipped, np.asarray(similarities)[keep], strict=True):
-        overlap = len(terms & sentence_terms(text[s:e], lang)) / len(terms) if terms else 0.0
-        scores.append(float(sim) + LEXICAL_WEIGHT * overlap)
+    if not keep:
+        return start, end
+    clipped = [(max(sentences[i][0], start), min(sentences[i][1], end)) for i in keep]
+    total = sum(term_weights.values())
+    scores = np.asarray(similarities, dtype=np.float64)[keep] - HUB_WEIGHT * np.asarray(hubness, dtype=np.float64)[keep]
+    for i, (s, e) in enumerate(clipped):
+        present = term_weights.keys() & sentence_terms(text[s:e], lang)
+        scores[i] += LEXICAL_WEIGHT * sum(term_weights[t] for t in present) / total if total > 0 else 0.0
     return clipped[int(np.argmax(scores))]

@@ -151,6 +151,48 @@ class LexicalIndex:
             out[found] += data[indptr[token] + at[found]]
         return out
 
+    def term_ids(self, terms: Sequence[str]) -> np.ndarray:
+        """Vocabulary ids of the ``terms`` this index knows (others can match nothing)."""
+        return np.asarray(self._model.get_tokens_ids(list(terms)), dtype=np.int64)
+
+    def ceilings(self, ids: np.ndarray) -> np.ndarray:
+        """Each term's highest score in any row: what it adds to a row that matches it fully.
+
+        Their sum is what a full match of the question would score, a yardstick
+        that, unlike the best candidate's score, does not give 1.0 to a list
+        whose top row matched one common word.
+        """
+        return self._ceilings[ids] if len(ids) else np.zeros(0)
+
+    def term_weights(self, terms: Iterable[str]) -> dict[str, float]:
+        """Each term's ceiling (see ``ceilings``), a rarity weight; 0 for a term no row holds."""
+        vocab = self._model.vocab_dict
+        return {term: float(self._ceilings[vocab[term]]) if term in vocab else 0.0 for term in terms}
+
+    def presence(self, ids: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Whether each of ``rows`` holds each term: a (rows, terms) boolean matrix."""
+        indices, indptr = self._model.scores["indices"], self._model.scores["indptr"]
+        out = np.zeros((len(rows), len(ids)), dtype=bool)
+        for column, token in enumerate(ids.tolist()):
+            postings = indices[indptr[token] : indptr[token + 1]]
+            if not len(postings):
+                continue
+            if self._sorted_postings:
+                at = np.searchsorted(postings, rows).clip(max=len(postings) - 1)
+                out[:, column] = postings[at] == rows
+            else:
+                out[:, column] = np.isin(rows, postings)
+        return out
+
+    @cached_property
+    def _ceilings(self) -> np.ndarray:
+        data, indptr = self._model.scores["data"], np.asarray(self._model.scores["indptr"], dtype=np.int64)
+        out = np.zeros(len(indptr) - 1, dtype=np.float64)
+        filled = indptr[1:] > indptr[:-1]
+        if filled.any():
+            out[filled] = np.maximum.reduceat(np.asarray(data, dtype=np.float64), indptr[:-1][filled])
+        return out
+
     @cached_property
     def _sorted_postings(self) -> bool:
         """Whether each term's rows are in increasing order (bm25s writes them so)."""

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from index.candidates import Candidates, QueryTerms, candidates
 from index.config import SearchParams
 from index.encoders import Encoder
 from index.errors import DocumentNotFoundError, IndexMismatchError, InvalidQueryError
@@ -29,6 +30,7 @@ from index.highlight import pick_sentence
 from index.language import detect_language
 from index.lexical import tokenize_query
 from index.manifest import REBUILD_HINT
+from index.ranker import RERANK_DEPTH, load_ranker
 from index.store import IndexData
 from index.tables import SpanTable, link_spans
 from index.translation import Translator
@@ -107,6 +109,7 @@ class Searcher:
         self._has_hubness = bool(data.manifest.settings.reference)
         self._columns: DocumentColumns | None = None
         self._allowed: OrderedDict[Filters, AllowedRows] = OrderedDict()
+        self.ranker = load_ranker(self.params.ranker, data.manifest.settings.model)
 
     @property
     def model(self) -> str:
@@ -196,22 +199,43 @@ class Searcher:
         stages = StageTimes(encode=time.perf_counter() - began)
         ranked = self.rank(query, k, stages)
         lap = time.perf_counter()
-        terms: dict[str, set[str]] = {}  # question terms per document language, for the highlight
+        terms: dict[str, dict[str, float]] = {}  # question terms and their weights per document language
         passages = [self._passage(row, score, query, terms) for row, score in ranked]
         ended = time.perf_counter()
         stages.highlight = ended - lap
         return SearchResult(query.text, passages, (ended - began) * 1000, query.lang, stages)
 
     def rank(self, query: Query, k: int, stages: StageTimes | None = None) -> list[tuple[int, float]]:
-        """Fused (passage row, score) pairs, best first; ``stages`` gets the time of retrieval and fusion."""
+        """(passage row, score) pairs, best first: fused, then re-ordered by the ranker if there is one.
+
+        ``stages`` gets the time of retrieval and of fusion (the ranker's re-ordering included).
+        """
         lap = time.perf_counter()
         lists = self.retrieve(query)
         retrieved = time.perf_counter()
-        ranked = best(self.fuse(lists), k)
+        ranked = self._fused_best(query, lists, k)
         if stages is not None:
             stages.retrieve = retrieved - lap
             stages.fuse = time.perf_counter() - retrieved
         return ranked
+
+    def _fused_best(self, query: Query, lists: list[Ranked], k: int) -> list[tuple[int, float]]:
+        fused = self.fuse(lists)
+        if self.ranker is None:
+            return best(fused, k)
+        found = self.candidates(query, lists, fused, max(k, RERANK_DEPTH))
+        scores = self.ranker.score(found.features)
+        order = np.lexsort((found.rows, -scores))[:k]
+        return list(zip(found.rows[order].tolist(), scores[order].tolist(), strict=True))
+
+    def candidates(self, query: Query, lists: list[Ranked], fused: Ranked, depth: int) -> Candidates:
+        """The ``depth`` best fused rows with the ranker's features (see ``index.candidates``)."""
+        terms = QueryTerms(
+            stems=self.data.lexical.query_terms(query.text, query.lang),
+            translated=[term for stems in query.translations.values() for term in stems],
+            prefixes=self.data.cognates.query_terms(query.text, query.lang),
+        )
+        return candidates(self.data, self._links, self.params, query.vector, query.lang, terms, lists, fused, depth)
 
     def retrieve(self, query: Query) -> list[Ranked]:
         """The six ranked lists, in the order of ``fuse``'s weights.
@@ -342,7 +366,7 @@ class Searcher:
         chunk_rows = np.repeat(first, counts) + _ranges(counts)
         return max_by_group(chunk_rows, np.repeat(scores, counts))
 
-    def _passage(self, row: int, score: float, query: Query, terms: dict[str, set[str]]) -> Passage:
+    def _passage(self, row: int, score: float, query: Query, terms: dict[str, dict[str, float]]) -> Passage:
         chunks, sentences = self.data.chunks, self.data.sentences
         doc_row = int(chunks.doc[row])
         doc, doc_lang = self.data.documents[doc_row], self.data.doc_langs[doc_row]
@@ -353,8 +377,11 @@ class Searcher:
         spans = [(int(sentences.start[r]), int(sentences.end[r])) for r in sentence_rows]
         if doc_lang not in terms:
             translated = query.translations.get(doc_lang, [])
-            terms[doc_lang] = {*tokenize_query(query.text, query.lang, [doc_lang]), *translated}
-        h_start, h_end = pick_sentence(doc.text, (start, end), spans, vectors @ query.vector, terms[doc_lang], doc_lang)
+            words = {*tokenize_query(query.text, query.lang, [doc_lang]), *translated}
+            terms[doc_lang] = self.data.sentence_lexical.term_weights(words)
+        hubness = self.data.sentence_hubness[sentence_rows]
+        similarities = vectors @ query.vector
+        h_start, h_end = pick_sentence(doc.text, (start, end), spans, similarities, hubness, terms[doc_lang], doc_lang)
         highlight = Highlight(h_start, h_end, doc.text[h_start:h_end])
         return Passage(doc.doc_id, doc.title, start, end, doc.text[start:end], float(score), highlight)
 

@@ -115,6 +115,20 @@ def _parser() -> argparse.ArgumentParser:
                      help="use only the questions about every other article, to test on the rest")
     ref.set_defaults(run=_reference)
 
+    train = commands.add_parser(
+        "train-ranker", help="train the learned ranker from SQuAD files (see index/ranker.py)"
+    )
+    train.add_argument("files", nargs="*", type=Path, help="SQuAD .json files: their questions over their articles")
+    train.add_argument("--pair", nargs=2, type=Path, action="append", default=[], metavar=("ARTICLES", "QUESTIONS"),
+                       help="a SQuAD file's articles with the same-id questions of another (e.g. xquad-es, xquad-en)")
+    train.add_argument("--out", type=Path, help="where to write the .txt (default: the package's, for the model)")
+    train.add_argument("--articles", choices=("all", "even", "odd"), default="all",
+                       help="train only on the questions about every other article, to test on the rest")
+    train.add_argument("--together", action="store_true",
+                       help="index the articles of all files together (documents in several languages), not per file")
+    train.add_argument("--rounds", type=int, default=None, help="boosting rounds (default: index.ranker.ROUNDS)")
+    train.set_defaults(run=_train_ranker)
+
     bench = commands.add_parser("bench", help="measure build and query speed (writes var/bench/)")
     bench.add_argument("--quick", action="store_true", help="a short run (under 2 minutes)")
     bench.add_argument("--json", action="store_true", help="print the JSON results")
@@ -247,6 +261,12 @@ def _reference(args: argparse.Namespace, settings: Settings) -> int:
     from service.reference import run_reference
 
     return run_reference(args.files, settings, args)
+
+
+def _train_ranker(args: argparse.Namespace, settings: Settings) -> int:
+    from service.train_ranker import run_train_ranker
+
+    return run_train_ranker(args, settings)
 
 
 def _bench(args: argparse.Namespace, settings: Settings) -> int:

@@ -1,0 +1,131 @@
+"""The feature matrix of a question's fused top candidates, read from one loaded index.
+
+The features themselves are the pure functions of ``index.ranking_features``;
+this module only gathers their inputs: the ranked lists, the question's terms
+in each BM25 index, and the stored vectors of the candidates and their sentences.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from index.config import SearchParams
+from index.fusion import Ranked, best
+from index.lexical import LexicalIndex
+from index.ranking_features import (
+    LEXICAL,
+    LISTS,
+    best_per_group,
+    feature_matrix,
+    full_match_ratio,
+    ranked_lists_columns,
+    raw_scores,
+    weighted_coverage,
+)
+from index.store import IndexData
+from index.tables import SpanLinks
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """The fused top rows of one question, their fused scores and their features (one row each)."""
+
+    rows: np.ndarray
+    fused: np.ndarray
+    features: np.ndarray
+
+
+@dataclass(frozen=True)
+class QueryTerms:
+    """A question's terms as each BM25 index analyses them."""
+
+    stems: list[str]  # the question's words stemmed in its language and every corpus language
+    translated: list[str]  # stems of their translations into the other document languages
+    prefixes: list[str]
+
+
+def candidates(
+    data: IndexData,
+    links: SpanLinks,
+    params: SearchParams,
+    vector: np.ndarray,
+    lang: str,
+    terms: QueryTerms,
+    lists: Sequence[Ranked],
+    fused: Ranked,
+    depth: int,
+) -> Candidates:
+    """Features of the ``depth`` best fused rows, best first."""
+    top = best(fused, depth)
+    rows = np.array([row for row, _ in top], dtype=np.int64)
+    scores = np.array([score for _, score in top], dtype=np.float64)
+    columns: dict[str, np.ndarray | float] = dict(ranked_lists_columns(lists, rows))
+    indexes = {
+        "bm25": (data.lexical, terms.stems),
+        "cognates": (data.cognates if params.cross_language_terms == "prefixes" else data.lexical, terms.prefixes),
+        "sentence_bm25": (data.sentence_lexical, terms.stems),
+        "translated": (data.lexical, terms.translated),
+    }
+    for name in LEXICAL:
+        index, words = indexes[name]
+        ceiling = float(index.ceilings(index.term_ids(words)).sum())
+        columns[f"{name}_full"] = full_match_ratio(raw_scores(lists[LISTS.index(name)], rows), ceiling)
+    columns["fused"] = scores
+    columns["fused_rank"] = np.arange(1, len(rows) + 1, dtype=np.float64)
+    both = list(dict.fromkeys([*terms.stems, *terms.translated]))
+    columns["coverage_passage"] = _coverage(data.lexical, both, rows)
+    columns["coverage_prefixes"] = _coverage(data.cognates, terms.prefixes, rows)
+    sentence_rows, owner = _sentences_of(links, rows)
+    sentence_coverage = _coverage(data.sentence_lexical, both, sentence_rows)
+    columns["coverage_sentence"] = best_per_group(owner, sentence_coverage, len(rows))
+    columns["passage_cosine"] = data.chunk_vectors.get(data.chunks.ids[rows]) @ vector
+    columns["sentence_cosine"] = _best_sentence_cosine(data, params, vector, lists[1], rows, sentence_rows, owner)
+    columns["same_language"] = (np.asarray(data.doc_langs)[data.chunks.doc[rows]] == lang).astype(np.float64)
+    columns["question_terms"] = float(len(data.lexical.term_ids(terms.stems)))
+    return Candidates(rows, scores, feature_matrix(columns, len(rows)))
+
+
+def _best_sentence_cosine(
+    data: IndexData,
+    params: SearchParams,
+    vector: np.ndarray,
+    nearest: Ranked,
+    rows: np.ndarray,
+    sentence_rows: np.ndarray,
+    owner: np.ndarray,
+) -> np.ndarray:
+    """Hubness-corrected similarity of each passage's best sentence to the question.
+
+    The best-sentence list already holds it for the passages it found (their
+    best sentence is among the nearest); only the other passages' sentence
+    vectors are read and compared, which keeps this cheap on a large index.
+    """
+    out = np.maximum(raw_scores(nearest, rows), 0.0)  # floored at 0, as best_per_group is
+    missing = ~np.isin(rows, np.fromiter(nearest.keys(), np.int64, len(nearest)))
+    wanted = missing[owner]
+    if wanted.any():
+        sentences = sentence_rows[wanted]
+        penalty = params.hub_penalty if data.manifest.settings.reference else 0.0
+        similarity = data.sentence_vectors.get(data.sentences.ids[sentences]) @ vector
+        best = best_per_group(owner[wanted], similarity - penalty * data.sentence_hubness[sentences], len(rows))
+        out[missing] = best[missing]
+    return out
+
+
+def _coverage(index: LexicalIndex, words: list[str], rows: np.ndarray) -> np.ndarray:
+    """IDF-weighted share of ``words`` (weighted by their ceilings) that each row holds."""
+    ids = index.term_ids(words)
+    return weighted_coverage(index.presence(ids, rows), index.ceilings(ids))
+
+
+def _sentences_of(links: SpanLinks, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sentence rows of each passage row and, for each, the position of its passage in ``rows``."""
+    first = links.chunk_first_sentence[rows]
+    counts = np.maximum(links.chunk_last_sentence[rows] - first + 1, 0)
+    owner = np.repeat(np.arange(len(rows)), counts)
+    ends = np.cumsum(counts)
+    within = np.arange(ends[-1] if len(ends) else 0) - np.repeat(ends - counts, counts)
+    return np.repeat(first, counts) + within, owner
