@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 
 from index.config import Settings
 from index.corpus import Document, load_corpus
+from index.embedding import Embedder, LocalEmbedder
 from index.encoders import Encoder, canonical_model_name
 from index.errors import IndexMismatchError, QAError
 from index.hubness import QuestionReference, carried_hubness, load_reference
@@ -43,11 +44,13 @@ class BuildReport:
     seconds: float
     folder: Path | None = None
     warnings: list[str] = field(default_factory=list)
+    actors: int | None = None  # encoder actors of a cluster build (None: embedded in this process)
 
     def summary(self) -> str:
+        on = f" by {self.actors} encoder actor{'s' * (self.actors != 1)}" if self.actors is not None else ""
         return (
             f"indexed {self.documents} documents, {self.chunks} chunks in {self.seconds:.1f} s "
-            f"({self.reused_documents} documents reused, {self.embedded_texts} texts embedded, "
+            f"({self.reused_documents} documents reused, {self.embedded_texts} texts embedded{on}, "
             f"{len(self.warnings)} files skipped)"
         )
 
@@ -83,25 +86,37 @@ def _build_settings(settings: Settings, encoder: Encoder, reference: QuestionRef
     )
 
 
-def build_index(settings: Settings, encoder: Encoder, *, show_progress: bool = True) -> BuildReport:
-    """Build the index at ``settings.index_dir`` from ``settings.corpus_dir`` and swap it in."""
+def build_index(
+    settings: Settings, encoder: Encoder, *, show_progress: bool = True, embedder: Embedder | None = None
+) -> BuildReport:
+    """Build the index at ``settings.index_dir`` from ``settings.corpus_dir`` and swap it in.
+
+    ``embedder`` embeds the new texts (default: ``encoder`` in this process); ``encoder`` gives the dimension.
+    """
     loaded = load_corpus(settings.corpus_dir)
-    report = build_from_documents(loaded.documents, settings, encoder, show_progress=show_progress)
+    report = build_from_documents(loaded.documents, settings, encoder, show_progress=show_progress, embedder=embedder)
     report.warnings = loaded.warnings
     return report
 
 
 def build_from_documents(
-    documents: Sequence[Document], settings: Settings, encoder: Encoder, *, show_progress: bool = True
+    documents: Sequence[Document],
+    settings: Settings,
+    encoder: Encoder,
+    *,
+    show_progress: bool = True,
+    embedder: Embedder | None = None,
 ) -> BuildReport:
-    """Index ``documents`` into a new build folder, then make it the live index."""
+    """Index ``documents`` into a new build folder, then make it the live index (see ``build_index``)."""
     began = time.perf_counter()
     index_dir = Path(settings.index_dir)
     reference = question_reference(settings, encoder)
     wanted = _build_settings(settings, encoder, reference)
+    local = embedder is None
+    embedder = embedder or LocalEmbedder(encoder, settings.batch_size)
     with build_lock(index_dir):
         previous = _previous_index(index_dir, wanted)
-        data, reused, embedded = _assemble(documents, wanted, previous, encoder, settings, reference, show_progress)
+        data, reused, embedded = _assemble(documents, wanted, previous, embedder, settings, reference, show_progress)
         folder = new_build_folder(index_dir)
         try:
             write_index(data, folder)
@@ -117,6 +132,7 @@ def build_from_documents(
         embedded_texts=embedded,
         seconds=time.perf_counter() - began,
         folder=final,
+        actors=None if local else embedder.workers,
     )
 
 
@@ -137,7 +153,7 @@ def _assemble(
     documents: Sequence[Document],
     wanted: BuildSettings,
     previous: IndexData | None,
-    encoder: Encoder,
+    embedder: Embedder,
     settings: Settings,
     reference: QuestionReference | None,
     show_progress: bool,
@@ -159,16 +175,17 @@ def _assemble(
     words = corpus_words(documents, langs)
     new_words = previous.vocabulary.missing(words) if previous else words
     # BM25 needs no vectors: build it on a second thread while the encoder runs,
-    # since much of the encoder's time is spent in numpy calls that release the GIL.
+    # since much of the encoder's time is spent in numpy calls that release the GIL
+    # (on a cluster build, this process only waits for the actors meanwhile).
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bm25") as pool:
         lexical_future = pool.submit(_lexical_indexes, documents, langs, chunks, sentences, wanted, settings.bm25_k1)
-        new_rows = (chunk_new, sentence_new)
+        new_rows, embedding = (chunk_new, sentence_new), (embedder, wanted.dim)
         stores, word_vectors, span_vectors, embedded = _embed_new(
-            documents, (chunks, sentences), new_rows, new_words, previous, encoder, settings, show_progress
+            documents, (chunks, sentences), new_rows, new_words, previous, embedding, settings, show_progress
         )
         lexical, cognates, sentence_lexical = lexical_future.result()
     if stores is None:  # the store kind must change: embed everything
-        return _assemble(documents, wanted, None, encoder, settings, reference, show_progress)
+        return _assemble(documents, wanted, None, embedder, settings, reference, show_progress)
     chunk_store, sentence_store = stores
     chunk_before = (previous.chunks, previous.chunk_hubness) if previous else None
     sentence_before = (previous.sentences, previous.sentence_hubness) if previous else None
@@ -195,7 +212,7 @@ def _embed_new(
     new_rows: tuple[list[int], list[int]],
     new_words: dict[str, list[str]],
     previous: IndexData | None,
-    encoder: Encoder,
+    embedding: tuple[Embedder, int],
     settings: Settings,
     show_progress: bool,
 ) -> tuple[
@@ -212,7 +229,7 @@ def _embed_new(
     texts += [passage_text(documents, sentences, row) for row in sentence_new]
     spans = len(texts)
     texts += [word for words in new_words.values() for word in words]
-    vectors = _embed(encoder, texts, settings.batch_size, show_progress)
+    vectors = _embed(*embedding, texts, show_progress)
     word_vectors, at = {}, spans
     for lang, words in new_words.items():
         word_vectors[lang], at = dict(zip(words, vectors[at : at + len(words)], strict=True)), at + len(words)
@@ -321,11 +338,11 @@ def passage_text(documents: Sequence[Document], table: SpanTable, row: int, titl
     return f"{doc.title}\n\n{text}" if titled and doc.title else text
 
 
-def _embed(encoder: Encoder, texts: list[str], batch_size: int, show_progress: bool) -> np.ndarray:
+def _embed(embedder: Embedder, dim: int, texts: list[str], show_progress: bool) -> np.ndarray:
     if not texts:
-        return np.empty((0, encoder.dim), dtype=np.float32)
+        return np.empty((0, dim), dtype=np.float32)
     with tqdm(total=len(texts), desc="Embedding", unit="text", disable=not show_progress) as bar:
-        return encoder.encode_passages(texts, batch_size=batch_size, progress=bar.update)
+        return embedder.embed(texts, dim, progress=bar.update)
 
 
 def _update_store(

@@ -51,6 +51,28 @@ class SearchParams(BaseModel):
     )
 
 
+class ClusterParams(BaseModel):
+    """Encoder actors of ``qa build --cluster`` (docs/cluster.md); set as ``QA_CLUSTER__<NAME>``."""
+
+    model_config = {"frozen": True}
+
+    actors: int = Field(2, ge=1, le=4096, description="Encoder actors, each loading the model once.")
+    actor_cpus: float = Field(
+        1.0, gt=0, le=64, description="CPUs Ray reserves per actor; each actor encodes on one BLAS thread."
+    )
+    actor_memory_mb: int | None = Field(
+        None, ge=64, description="Memory Ray reserves per actor, so a node gets no more actors than fit."
+    )
+    block_texts: int = Field(
+        512, ge=1, le=100_000, description="Texts per Ray Data block: the unit of work an actor takes (and redoes "
+        "after a crash)."
+    )
+    max_restarts: int = Field(3, ge=0, le=100, description="Times Ray restarts a dead actor before the build fails.")
+    local_object_store_mb: int = Field(
+        256, ge=80, description="Object store of the Ray instance `--cluster local` starts on this machine."
+    )
+
+
 class Settings(BaseSettings):
     """Every knob of the service, with defaults chosen by ``qa eval`` (see eval/README.md)."""
 
@@ -77,6 +99,7 @@ class Settings(BaseSettings):
         50_000, ge=1, description="Vector count above which FAISS switches to an approximate index."
     )
     search: SearchParams = Field(default_factory=SearchParams)
+    cluster: ClusterParams = Field(default_factory=ClusterParams)
     ask_batch: int = Field(
         4, ge=1, le=64, description="With `qa serve --workers N`: most waiting questions one search process "
         "encodes together (1: one at a time).",

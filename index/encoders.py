@@ -8,6 +8,7 @@ ever downloads: a model that is not on this machine is a clear error.
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -85,6 +86,18 @@ def _one_thread_for_short_input(controller: ThreadpoolController, texts: Sequenc
         return
     with controller.limit(limits=1):
         yield
+
+
+def one_blas_thread() -> None:
+    """Hold BLAS/OpenMP (and torch, if loaded) to one thread for the rest of this process's life.
+
+    For an encoder that shares its machine with others, as a cluster build's actors do (one per core):
+    call it after loading the model, so that the model's libraries are found.
+    """
+    ThreadpoolController().limit(limits=1)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(1)
 
 
 class UniversalSentenceEncoder:

@@ -55,3 +55,7 @@ class SearchUnavailableError(QAError):
 
 class InvalidFilterError(InvalidQueryError):
     """A metadata filter names a field no document has, or holds a malformed value."""
+
+
+class ClusterError(QAError):
+    """A cluster build could not reach its Ray cluster, or the cluster failed to embed."""

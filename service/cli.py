@@ -54,6 +54,12 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--corpus", type=Path, help="corpus folder (default: $QA_CORPUS_DIR or corpus/)")
     build.add_argument("--index", type=Path, help="index location (default: $QA_INDEX_DIR or var/index)")
     build.add_argument("--quiet", action="store_true", help="no progress bar")
+    build.add_argument("--cluster", metavar="ADDRESS",
+                       help="embed on a Ray cluster: its address (host:port), or `local` to start Ray on this machine "
+                            "for the build (docs/cluster.md)")
+    build.add_argument("--actors", type=int, help="with --cluster: encoder actors (default: $QA_CLUSTER__ACTORS or 2)")
+    build.add_argument("--actor-cpus", type=float,
+                       help="with --cluster: CPUs per actor (default: $QA_CLUSTER__ACTOR_CPUS or 1)")
     build.set_defaults(run=_build)
 
     serve = commands.add_parser("serve", help="serve the HTTP API")
@@ -121,12 +127,37 @@ def _build(args: argparse.Namespace, settings: Settings) -> int:
     from index.encoders import load_encoder
 
     encoder = load_encoder(settings.model)
-    report = build_index(settings, encoder, show_progress=not args.quiet)
+    if args.cluster:
+        report = _cluster_build(args, settings, encoder)
+    else:
+        if args.actors is not None or args.actor_cpus is not None:
+            raise QAError("--actors and --actor-cpus need --cluster ADDRESS (or --cluster local)")
+        report = build_index(settings, encoder, show_progress=not args.quiet)
     print(report.summary())
     if question_reference(settings, encoder) is None:
         print(f"note: no question reference for model {settings.model!r}, so no hubness correction; "
               "`qa reference` makes one (see README, Models)", file=sys.stderr)  # fmt: skip
     return 0
+
+
+def _cluster_build(args: argparse.Namespace, settings: Settings, encoder):
+    """The build with its texts embedded by Ray actors; Ray is imported only here."""
+    from index.builder import build_index
+    from index.config import ClusterParams
+
+    flags = {"actors": args.actors, "actor_cpus": args.actor_cpus}
+    chosen = {key: value for key, value in flags.items() if value is not None}
+    try:
+        params = ClusterParams(**{**settings.cluster.model_dump(), **chosen})
+    except ValueError as exc:
+        raise QAError(f"invalid cluster option: {exc}".replace("\n", " ")) from exc
+    try:
+        from index.cluster import ClusterEmbedder
+    except ImportError as exc:
+        raise QAError(f"--cluster needs Ray ({exc.name} is missing): run `make install` "
+                      "or pip install 'qa-retrieval[cluster]'") from exc  # fmt: skip
+    with ClusterEmbedder(args.cluster, settings.model, settings.batch_size, params) as embedder:
+        return build_index(settings, encoder, show_progress=not args.quiet, embedder=embedder)
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:

@@ -105,3 +105,22 @@ def server(built, encoder) -> Iterator[LiveServer]:
 def client(server) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=server.url, timeout=30) as http:
         yield http
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[object]:
+    """A two-node Ray cluster on 127.0.0.1 (tests/ray_cluster.py), shared by every cluster test of the session.
+
+    Skips outside a private network namespace: `make test` runs the suite inside one.
+    """
+    pytest.importorskip("ray", reason="the cluster tests need Ray: make install")
+    from tests.ray_cluster import RayCluster, private_namespace_problem
+
+    problem = private_namespace_problem()
+    if problem:
+        pytest.skip(problem)
+    cluster = RayCluster()
+    try:
+        yield cluster.start()
+    finally:
+        cluster.stop()
