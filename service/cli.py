@@ -40,6 +40,8 @@ def _settings(args: argparse.Namespace) -> Settings:
         overrides["corpus_dir"] = args.corpus
     if getattr(args, "index", None):
         overrides["index_dir"] = args.index
+    if getattr(args, "shards", None) is not None:
+        overrides["shards"] = args.shards
     try:
         return Settings(**overrides)
     except ValueError as exc:  # pydantic's ValidationError, from a bad QA_* variable
@@ -54,6 +56,8 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--corpus", type=Path, help="corpus folder (default: $QA_CORPUS_DIR or corpus/)")
     build.add_argument("--index", type=Path, help="index location (default: $QA_INDEX_DIR or var/index)")
     build.add_argument("--quiet", action="store_true", help="no progress bar")
+    build.add_argument("--shards", type=int, help="split the documents into this many shards, for `qa serve "
+                       "--cluster` (default: $QA_SHARDS or 1; docs/cluster-serving.md)")
     build.add_argument("--cluster", metavar="ADDRESS",
                        help="embed on a Ray cluster: its address (host:port), or `local` to start Ray on this machine "
                             "for the build (docs/cluster.md)")
