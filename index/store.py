@@ -19,7 +19,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -202,22 +202,49 @@ def read_shards(folder: Path, verify: bool = True) -> list[IndexData]:
     if verify:
         verify_files(folder, manifest)
     vocabulary = _read_vocabulary(folder)
-    shards = []
-    for number in range(manifest.shards):
-        part = shard_folder(folder, number)
-        shard = read_parts(part, manifest, vocabulary)
-        try:
-            shard.global_rows = tuple(
-                np.load(part / "rows" / f"{name}.npy", allow_pickle=False)
-                for name in ("documents", "chunks", "sentences")
-            )
-        except (OSError, ValueError) as exc:
-            raise IndexCorruptError(f"shard {number} of the index at {folder} is damaged: {REBUILD_HINT}") from exc
-        shard.folder = folder
-        shards.append(shard)
+    shards = [read_shard(folder, number, verify=False) for number in range(manifest.shards)]
+    for shard in shards:
+        shard.vocabulary = vocabulary
     if sum(len(shard.chunks) for shard in shards) != manifest.counts.get("chunks"):
         raise IndexCorruptError(f"index at {folder} does not match its manifest counts: {REBUILD_HINT}")
     return shards
+
+
+def read_shard(folder: Path, number: int, verify: bool = True) -> IndexData:
+    """One shard of a build folder (a shard replica's whole load), checked against its part of the manifest.
+
+    Its vocabulary is left empty: the searcher holds the index's.
+    """
+    manifest = read_manifest(folder)
+    if manifest.shards == 1:
+        return read_index(folder, verify)
+    if not 0 <= number < manifest.shards:
+        raise IndexMismatchError(f"index at {folder} has {manifest.shards} shards, not a shard {number}")
+    part = shard_folder(folder, number)
+    if verify:
+        prefix = part.relative_to(folder).as_posix() + "/"
+        mine = {rel: digest for rel, digest in manifest.files.items() if rel.startswith(prefix)}
+        verify_files(folder, replace(manifest, files=mine))
+    shard = read_parts(part, manifest, Vocabulary({}, {}))
+    try:
+        shard.global_rows = tuple(
+            np.load(part / "rows" / f"{name}.npy", allow_pickle=False) for name in ("documents", "chunks", "sentences")
+        )
+    except (OSError, ValueError) as exc:
+        raise IndexCorruptError(f"shard {number} of the index at {folder} is damaged: {REBUILD_HINT}") from exc
+    shard.folder = folder
+    return shard
+
+
+def read_head(folder: Path) -> IndexData:
+    """What a searcher whose shards live elsewhere needs of a build: manifest, vocabulary and folder."""
+    manifest = read_manifest(folder)
+    words = {rel: digest for rel, digest in manifest.files.items() if rel.startswith("vocabulary/")}
+    verify_files(folder, replace(manifest, files=words))
+    empty = SpanTable.empty()
+    none = np.zeros(0, dtype=np.float32)
+    return IndexData(manifest, [], [], empty, empty, None, None, None, None, None, _read_vocabulary(folder), none,
+                     none, folder)  # type: ignore[arg-type]  # fmt: skip
 
 
 def _read_vocabulary(folder: Path) -> Vocabulary:

@@ -7,6 +7,7 @@ import logging
 import os
 import threading
 import time
+from pathlib import Path
 
 from index.builder import BuildReport, build_index, build_settings
 from index.config import Settings
@@ -58,7 +59,7 @@ class ServiceState:
 
     def _reload(self) -> None:
         try:
-            self.searcher = self._searcher(read_shards(resolve_live(self.settings.index_dir)))
+            self.searcher = self._load_searcher(resolve_live(self.settings.index_dir))
             log.info("loaded the new index build %s", self.searcher.folder)
         except QAError as exc:  # keep answering with the index we have
             self._unloadable = os.path.realpath(self.settings.index_dir)
@@ -75,13 +76,17 @@ class ServiceState:
     def load(self, missing_ok: bool = True) -> None:
         """Load the live index; a missing one leaves the service answering 503."""
         try:
-            parts = read_shards(resolve_live(self.settings.index_dir))
+            folder = resolve_live(self.settings.index_dir)
         except IndexMissingError:
             if not missing_ok:
                 raise
             log.warning("no index at %s yet: run `qa build`", self.settings.index_dir)
             return
-        self.searcher = self._searcher(parts)
+        self.searcher = self._load_searcher(folder)
+
+    def _load_searcher(self, folder: Path) -> Searcher:
+        """A searcher over the build at ``folder`` (``service.cluster`` deploys its shards instead)."""
+        return self._searcher(read_shards(folder))
 
     def _searcher(self, parts: list[IndexData]) -> Searcher:
         """A searcher over a loaded build: its shards searched in this process."""
@@ -100,7 +105,7 @@ class ServiceState:
             raise BuildInProgressError("a rebuild is already running: wait for it to finish")
         try:
             report = build_index(self.settings, self.encoder, show_progress=False)
-            self.searcher = self._searcher(read_shards(report.folder))
+            self.searcher = self._load_searcher(report.folder)
             return report
         finally:
             self._rebuild_lock.release()
