@@ -171,6 +171,8 @@ class ClusterState(ServiceState):
         self.address, self.replicas, self.replica_cpus = address, replicas, replica_cpus
         self._connected = False
         self._deploy_lock = threading.Lock()
+        self._latest = ""  # the build whose applications were deployed last
+        self._deployed: ClusterSearcher | None = None
 
     def connect(self) -> None:
         """Join the Ray cluster (``local``: start one on 127.0.0.1) and start Serve without its HTTP proxy."""
@@ -203,7 +205,19 @@ class ClusterState(ServiceState):
     def _load_searcher(self, folder: Path) -> Searcher:
         self.connect()
         with self._deploy_lock:
-            return self._deploy(folder)
+            if self._deployed is not None and self._latest == folder.name:
+                return self._deployed  # a rebuild and the reload that noticed its new build ask for the same one
+            try:
+                searcher = self._deploy(folder)
+            except QAError:
+                raise
+            except Exception as exc:  # Ray's many failure types, as one line
+                raise ClusterError(f"cannot deploy the build {folder.name} on the cluster: {_one_line(exc)}") from exc
+            self._latest, self._deployed = folder.name, searcher
+        # Requests that took the old searcher just before the swap may still call its shards: its
+        # applications go once no such call can be running (each ends within the shard timeout).
+        threading.Timer(2 * self.settings.shard_timeout + 1, self._delete_old_apps).start()
+        return searcher
 
     def _deploy(self, folder: Path) -> ClusterSearcher:
         """Deploy every shard of the build at ``folder``, wait until each answers, then delete older builds."""
@@ -225,17 +239,21 @@ class ClusterState(ServiceState):
         searcher = ClusterSearcher(head, self.encoder, self.settings.search, shards)  # type: ignore[arg-type]
         searcher.fields()  # every shard answers before the build goes live
         searcher.search("warm-up question", 1)
-        self._delete_apps(keep=folder.name)
         return searcher
 
-    def _delete_apps(self, keep: str) -> None:
+    def _delete_old_apps(self) -> None:
+        """Delete the applications of every build but the latest deployed."""
         from ray import serve
 
-        for name in serve.status().applications:
-            if name.startswith(APP_PREFIX) and not name.startswith(f"{APP_PREFIX}{keep}-"):
-                serve.delete(name, _blocking=False)
+        with self._deploy_lock:
+            if not self._connected:
+                return
+            for name in serve.status().applications:
+                if name.startswith(APP_PREFIX) and not name.startswith(f"{APP_PREFIX}{self._latest}-"):
+                    serve.delete(name, _blocking=False)
 
     def close(self) -> None:
+        """Delete this server's applications (Serve with them) and leave the cluster."""
         if self._connected:
             import ray
             from ray import serve
