@@ -89,6 +89,7 @@ class RemoteShard:
                     raise exc.cause from None
                 failure = exc
             except (TimeoutError, ray.exceptions.GetTimeoutError) as exc:
+                response.cancel()  # still queued for a replica: no one waits for it any more
                 raise self._down(f"no answer in {self.timeout:g} s") from exc
             except Exception as exc:  # a replica that died, or was being replaced
                 failure = exc
