@@ -93,6 +93,7 @@ def piaf(tmp_path_factory, encoder):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # the fixture embeds piaf-dev's 86 articles: minutes on a loaded machine
 @pytest.mark.parametrize("shards", [2, 3])
 def test_sharded_search_equals_unsharded_over_every_piaf_dev_question(piaf, encoder, shards):
     settings, data, questions = piaf
