@@ -139,6 +139,7 @@ def render_markdown(r: dict) -> str:
             f"| {e['hit@1']} | {e['hit@5']} |"
         )
     lines += ["", "Ratios: " + ", ".join(f"{k} = {v}" for k, v in p["ratios"].items()), ""]
+    lines += cluster_section(r.get("cluster", []))
     lines += ["## Targets", "", "| target | goal | value | result |", "|---|---|---|---|"]
     lines += [f"| {t['target']} | {t['goal']} | {t['value']} | {_mark(t['met'])} |" for t in r["targets"]]
     meth = r["method"]
@@ -159,6 +160,30 @@ def render_markdown(r: dict) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def cluster_section(runs: list[dict]) -> list[str]:
+    """The cluster table: the index whole, in shards in process, and on Ray Serve (service.bench.cluster)."""
+    if not runs:
+        return []
+    lines = ["## Cluster (`qa serve --cluster`: shards on Ray Serve, R = 1, Ray on 127.0.0.1 of this machine)", "",
+             "| chunks | S | whole p50 / p99 ms | shards in process p50 / p99 ms | cluster p50 / p99 ms "
+             "| fan-out overhead ms (goal <= 5) | bare handle round trip p50 ms | peak RSS MiB: whole process "
+             "/ each replica (ratio, goal <= 0.6) / coordinator |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for run in runs:
+        if "skipped" in run:
+            lines.append(f"| {run.get('target_chunks', '-')} | skipped: {run['skipped']} | | | | | | |")
+            continue
+        whole, replicas = run["whole_process_peak_rss_mb"], run["replica_peak_rss_mb"]
+        ratio = max(replicas) / whole if replicas and whole else float("nan")
+        pair = lambda x: f"{x['p50_ms']} / {x['p99_ms']}"  # noqa: E731
+        lines.append(
+            f"| {run['chunks']:,} | {run['shards']} | {pair(run['whole'])} | {pair(run['sharded_in_process'])} "
+            f"| {pair(run['cluster'])} | {run['fanout_overhead_ms']} | {run['handle_round_trip']['p50_ms']} "
+            f"| {whole:.0f} / {', '.join(f'{x:.0f}' for x in replicas)} ({ratio:.2f}) "
+            f"/ {run['coordinator_peak_rss_mb']:.0f} |"
+        )
+    return [*lines, ""]
 
 
 def _filtered_section(scale: list[dict]) -> list[str]:

@@ -39,9 +39,12 @@ ROOT = Path(__file__).resolve().parents[2]  # the project root
 EVAL = ROOT.parent / "shared" / "eval"  # ../shared/eval beside it
 SIGMA = 0.02  # per-dimension noise of synthetic vector copies (cosine ~0.9 to the original)
 FULL = {"docs": None, "questions": (400, 100, 100), "sizes": [10_000, 100_000, 1_000_000], "http_size": 100_000,
-        "http_seconds": 20.0, "http_runs": 3, "ann_threshold": None, "build_runs": 3}  # fmt: skip
+        "http_seconds": 20.0, "http_runs": 3, "ann_threshold": None, "build_runs": 3,
+        "cluster_sizes": [100_000, 1_000_000]}  # fmt: skip
 QUICK = {"docs": 4, "questions": (30, 10, 10), "sizes": [5_000], "http_size": 5_000,
-         "http_seconds": 3.0, "http_runs": 1, "ann_threshold": 10_000, "build_runs": 1}  # fmt: skip
+         "http_seconds": 3.0, "http_runs": 1, "ann_threshold": 10_000, "build_runs": 1,
+         "cluster_sizes": [5_000]}  # fmt: skip
+CLUSTER_SHARDS = 2
 
 
 def run_bench(settings: Settings, quick: bool = False, as_json: bool = False) -> int:
@@ -115,6 +118,12 @@ def _run(settings: Settings, cfg: dict, quick: bool, work: Path, out_dir: Path) 
     shutil.rmtree(http_dir.parent, ignore_errors=True)
     _save_partial(out_dir, results)
 
+    results["cluster"] = []
+    for size in cfg["cluster_sizes"]:
+        _log(f"cluster at {size} chunks, {CLUSTER_SHARDS} shards")
+        results["cluster"].append(_bench_cluster(size, base_dir, questions, warmup, settings, ann_threshold, work))
+        _save_partial(out_dir, results)
+
     _log("peer comparison")
     results["peer"] = _bench_peer(documents, piaf_questions, questions, settings, encoder, base_dir, work)
     results["peak_rss_mb"] = round(peak_rss_mb(), 0)
@@ -133,6 +142,21 @@ def _latency_questions(piaf, counts: tuple[int, int, int]) -> tuple[list[str], l
         picked += texts[:count]
         warm += texts[count : count + 4]
     return list(dict.fromkeys(picked)), warm[:10]
+
+
+def _bench_cluster(size: int, base_dir: Path, questions, warmup, settings: Settings, ann_threshold: int, work: Path):
+    """service.bench.cluster in a child process; skipped (and said so) without Ray or when Ray cannot start."""
+    try:
+        import ray.serve  # noqa: F401
+    except ImportError:
+        return {"target_chunks": size, "skipped": "Ray Serve is not installed (make install)"}
+    spec = {"base_index": str(base_dir), "questions": questions, "warmup": warmup, "model": settings.model,
+            "chunks": size, "ann_threshold": ann_threshold, "sigma": SIGMA, "search": settings.search.model_dump(),
+            "shards": CLUSTER_SHARDS, "work": str(work / f"cluster-{size}")}  # fmt: skip
+    try:
+        return _child("service.bench.cluster", spec, work / f"cluster-{size}.json")
+    finally:
+        shutil.rmtree(work / f"cluster-{size}", ignore_errors=True)
 
 
 def _bench_build(documents, settings: Settings, encoder, runs: int, scratch: Path) -> dict:
