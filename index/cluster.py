@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import math
 import os
+import resource
 import socket
+import time
 import warnings
 from collections.abc import Sequence
 from types import TracebackType
@@ -37,8 +40,13 @@ class EncoderActor:
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         texts = batch["text"].tolist()
+        began = time.time()
         vectors = self.encoder.encode_passages(texts, batch_size=max(1, len(texts)))
-        return {"row": batch["row"], "vector": vectors, "actor": np.full(len(texts), self.actor_id)}
+        # Which actor, when (this node's clock) and its peak memory: the summary counts actors, the bench
+        # times the encoding and reports the memory an actor needs.
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+        stamps = {"actor": self.actor_id, "began": began, "ended": time.time(), "peak_mb": peak_mb}
+        return {"row": batch["row"], "vector": vectors, **{k: np.full(len(texts), v) for k, v in stamps.items()}}
 
 
 def _actor_id() -> str:
@@ -61,6 +69,8 @@ class ClusterEmbedder:
         self.address, self.model, self.batch_size, self.params = address, model, batch_size, params
         self.actor_class = actor_class  # tests swap in a subclass that crashes once
         self.workers = 0  # distinct actors that returned vectors in the last embed call
+        self.encoding_s = 0.0  # in the last embed call, from the first batch's start to the last one's end
+        self.actor_peak_mb = 0.0  # in the last embed call, the largest peak RSS of an actor
         self.embedded = 0  # texts embedded over this embedder's life
         self._connected = False
 
@@ -89,24 +99,32 @@ class ClusterEmbedder:
         self._connect()
         done = np.zeros(len(texts), dtype=bool)
         actors: set[str] = set()
+        first, last, peak = np.inf, -np.inf, 0.0
         try:
             for batch in self._dataset(texts).iter_batches(batch_size=None, batch_format="numpy"):
                 rows = batch["row"]
                 out[rows], done[rows] = batch["vector"], True
                 actors.update(batch["actor"].tolist())
+                first, last = min(first, batch["began"].min()), max(last, batch["ended"].max())
+                peak = max(peak, float(batch["peak_mb"].max()))
                 if progress:
                     progress(len(rows))
         except Exception as exc:  # Ray raises many types: a dead actor, a lost node, a failed task
             raise ClusterError(f"the cluster build failed, the live index is unchanged: {_one_line(exc)}") from exc
         if not done.all():
             raise ClusterError(f"the cluster returned {int(done.sum())} of {len(texts)} vectors; build again")
-        self.workers, self.embedded = len(actors), self.embedded + len(texts)
+        self.workers, self.embedded, self.encoding_s = len(actors), self.embedded + len(texts), float(last - first)
+        self.actor_peak_mb = peak
         return out
 
     def _dataset(self, texts: Sequence[str]):
         """The texts in blocks of ``block_texts`` rows, mapped by a pool of encoder actors."""
         import pyarrow as pa
         import ray.data
+
+        # Start every actor before the first block goes out: the blocks then spread evenly, and a
+        # cluster short of resources is an error instead of a build that waits for ever.
+        ray.data.DataContext.get_current().wait_for_min_actors_s = self.params.start_timeout_s
 
         # Blocks are what actors take: enough of them that every actor gets work on a small build too.
         step = min(self.params.block_texts, max(self.batch_size, -(-len(texts) // (4 * self.params.actors))))
@@ -132,18 +150,15 @@ class ClusterEmbedder:
             )
 
     def _connect(self) -> None:
-        if self._connected:
-            return
         import ray
 
         _quiet_ray()
-        options = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.ERROR}
+        if self._connected or ray.is_initialized():  # a caller that connected itself keeps its connection
+            return
         if self.address == LOCAL:
-            cpus = max(os.cpu_count() or 1, int(np.ceil(self.params.actors * self.params.actor_cpus)))
-            options.update(num_cpus=cpus, object_store_memory=self.params.local_object_store_mb * 2**20)
-            options["_node_ip_address"] = LOOPBACK
+            options = local_ray_options(self.params)
         else:
-            options["address"] = self.address
+            options = {**_DRIVER_OPTIONS, "address": self.address}
             if _is_loopback(self.address):
                 options["_node_ip_address"] = LOOPBACK
         try:
@@ -152,6 +167,17 @@ class ClusterEmbedder:
             where = "start Ray on this machine" if self.address == LOCAL else f"reach the Ray cluster at {self.address}"
             raise ClusterError(f"cannot {where}: {_one_line(exc)}") from exc
         self._connected = True
+
+
+_DRIVER_OPTIONS = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.ERROR}
+
+
+def local_ray_options(params: ClusterParams) -> dict:
+    """``ray.init`` options for a Ray instance on this machine only: on 127.0.0.1, every core, a small object store."""
+    cpus = max(os.cpu_count() or 1, math.ceil(params.actors * params.actor_cpus))
+    # address "local": a new instance even when RAY_ADDRESS names a running one.
+    return {**_DRIVER_OPTIONS, "address": "local", "_node_ip_address": LOOPBACK, "num_cpus": cpus,
+            "object_store_memory": params.local_object_store_mb * 2**20}  # fmt: skip
 
 
 def _quiet_ray() -> None:

@@ -68,6 +68,9 @@ class ClusterParams(BaseModel):
         "after a crash)."
     )
     max_restarts: int = Field(3, ge=0, le=100, description="Times Ray restarts a dead actor before the build fails.")
+    start_timeout_s: int = Field(
+        300, ge=1, description="Seconds to wait for every actor to start (the cluster may lack the CPUs or memory)."
+    )
     local_object_store_mb: int = Field(
         256, ge=80, description="Object store of the Ray instance `--cluster local` starts on this machine."
     )

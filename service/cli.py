@@ -136,13 +136,12 @@ def _build(args: argparse.Namespace, settings: Settings) -> int:
     from index.builder import build_index, question_reference
     from index.encoders import load_encoder
 
+    params = _cluster_params(args, settings)  # checked before the model loads
     encoder = load_encoder(settings.model)
-    if args.cluster:
-        report = _cluster_build(args, settings, encoder)
-    else:
-        if args.actors is not None or args.actor_cpus is not None:
-            raise QAError("--actors and --actor-cpus need --cluster ADDRESS (or --cluster local)")
+    if params is None:
         report = build_index(settings, encoder, show_progress=not args.quiet)
+    else:
+        report = _cluster_build(args, settings, encoder, params)
     print(report.summary())
     if question_reference(settings, encoder) is None:
         print(f"note: no question reference for model {settings.model!r}, so no hubness correction; "
@@ -150,17 +149,26 @@ def _build(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _cluster_build(args: argparse.Namespace, settings: Settings, encoder):
-    """The build with its texts embedded by Ray actors; Ray is imported only here."""
-    from index.builder import build_index
+def _cluster_params(args: argparse.Namespace, settings: Settings):
+    """The cluster settings with --actors and --actor-cpus applied; None without --cluster."""
     from index.config import ClusterParams
 
     flags = {"actors": args.actors, "actor_cpus": args.actor_cpus}
     chosen = {key: value for key, value in flags.items() if value is not None}
+    if not args.cluster:
+        if chosen:
+            raise QAError("--actors and --actor-cpus need --cluster ADDRESS (or --cluster local)")
+        return None
     try:
-        params = ClusterParams(**{**settings.cluster.model_dump(), **chosen})
+        return ClusterParams(**{**settings.cluster.model_dump(), **chosen})
     except ValueError as exc:
         raise QAError(f"invalid cluster option: {exc}".replace("\n", " ")) from exc
+
+
+def _cluster_build(args: argparse.Namespace, settings: Settings, encoder, params):
+    """The build with its texts embedded by Ray actors; Ray is imported only here."""
+    from index.builder import build_index
+
     try:
         from index.cluster import ClusterEmbedder
     except ImportError as exc:

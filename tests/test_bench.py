@@ -31,8 +31,13 @@ def test_quick_bench_writes_markdown_and_json(tmp_path, monkeypatch, capsys):
     assert not list(out.glob("run-*")), "the temporary indexes are removed"
 
     assert saved["quick"] is True
-    for key in ("machine", "method", "build", "scale", "http", "peer", "targets", "peak_rss_mb", "total_s"):
+    for key in ("machine", "method", "build", "cluster", "scale", "http", "peer", "targets", "peak_rss_mb", "total_s"):
         assert key in saved
+    cluster = saved["cluster"]  # measured in a private network namespace, or skipped with the reason
+    assert "skipped" in cluster or (
+        1 <= cluster["actors_2"]["actors_ran"] <= 2 and cluster["encoding_speedup_2_vs_1"] > 0
+        and cluster["local"]["texts"] == cluster["actors_1"]["texts"] == cluster["actors_2"]["texts"]
+    )  # fmt: skip
     build = saved["build"]
     for key in ("full_texts_per_s", "full_chunks_per_s", "raw_texts_per_s", "build_vs_raw", "incremental_vs_full"):
         assert build[key] > 0

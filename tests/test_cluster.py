@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +20,7 @@ from index.corpus import load_corpus
 from index.errors import ClusterError
 from index.store import read_index, resolve_live
 from index.vocabulary import corpus_words
-from tests.conftest import free_port, make_corpus, make_settings
+from tests.conftest import ROOT, free_port, make_corpus, make_settings
 from tests.helpers import run_qa
 from tests.test_builder import live, texts_of
 
@@ -205,3 +207,16 @@ def test_cluster_flags_need_cluster_and_valid_values(tmp_path):
     done = run_qa("build", "--cluster", "local", "--actor-cpus", "0", "--corpus", str(tmp_path))
     assert done.returncode == 2 and done.stderr.startswith("error: invalid cluster option")
     assert "actor_cpus" in done.stderr and done.stderr.count("\n") == 1
+
+
+def test_a_local_build_never_imports_ray(tmp_path):
+    (tmp_path / "corpus").mkdir()
+    (tmp_path / "corpus" / "a.fr.txt").write_text("La quenelle est une spécialité de Lyon.", encoding="utf-8")
+    script = (
+        "import sys; from service.cli import main; import service.app, service.state; "
+        f"code = main(['build', '--quiet', '--corpus', {str(tmp_path / 'corpus')!r}, '--index', "
+        f"{str(tmp_path / 'index')!r}]); "
+        "assert code == 0; assert not [m for m in sys.modules if m == 'ray' or m.startswith('ray.')], 'ray imported'"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert done.returncode == 0, done.stderr

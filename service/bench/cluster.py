@@ -1,132 +1,179 @@
-"""The cluster part of ``qa bench``: one synthetic index searched whole, in shards in process, and on Ray Serve.
+"""The bench's cluster part: cluster build throughput with 1 and 2 encoder actors, and against a local build.
 
-At one size (``service.bench.scale``'s synthetic tiling), with S shards and R = 1 replica each, on a
-Ray instance this process starts on 127.0.0.1:
-
-- p50/p99 per question: the whole index in process, its shards in process, and through the cluster
-  (the searcher here, the shards in Serve replicas); the fan-out overhead is cluster p50 minus
-  whole p50, beside a bare Serve handle round trip measured the same way;
-- peak RSS of each shard replica (the shard plus Ray's worker) against a process that loads the
-  whole index and searches, as ``qa serve`` does.
-
-Run as ``python -m service.bench.cluster spec.json`` in a child process; it prints one JSON object.
+Ray must only ever see loopback, so this part runs in a private network namespace: ``run_cluster`` starts
+this module as a child under ``tests/netns-run`` (``unshare -n``, loopback up; root only), or directly when
+the bench already runs in such a namespace; otherwise the part is skipped, and the report says why. The child
+starts one Ray instance on 127.0.0.1 and, on the same corpus, alternates a local single-process build, a
+cluster build with 1 actor and one with 2 actors (1 CPU and one BLAS thread each), each a full build into a
+fresh folder. Usage: ``python -m service.bench.cluster spec.json`` (prints one JSON line).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import shutil
+import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
+from index.builder import build_from_documents
+from index.config import ClusterParams, Settings
+from index.corpus import load_corpus
+from index.embedding import Embedder
+from index.encoders import load_encoder
+from index.evaluation.datasets import squad_documents
 
-from index.store import new_build_folder, publish, read_index, resolve_live, write_index
-from service.bench.scale import peak_rss_mb, percentiles, scaled_index, timed_searches
-
-ROUND_TRIPS = 200
+ROOT = Path(__file__).resolve().parents[2]
+NETNS_RUN = ROOT / "tests" / "netns-run"
 
 
-class Echo:
-    """A Serve deployment that returns what it gets: the bare handle round trip."""
+def run_cluster(settings: Settings, eval_dir: Path, docs: int | None, runs: int, work: Path) -> dict:
+    """The cluster figures, measured in a child process in a private network namespace (or why they were not)."""
+    problem = _namespace_problem()
+    spec_path, out_path = work / "cluster-spec.json", work / "cluster.json"
+    spec = {"piaf": str(eval_dir / "piaf-dev.json"), "docs": docs, "corpus": str(settings.corpus_dir),
+            "model": settings.model, "batch_size": settings.batch_size, "runs": runs,
+            "work": str(work / "cluster")}  # fmt: skip
+    spec_path.write_text(json.dumps(spec), encoding="utf-8")
+    command = [sys.executable, "-m", "service.bench.cluster", "--child", str(spec_path), str(out_path)]
+    if problem == "outside":
+        command = [str(NETNS_RUN), *command]
+    elif problem:
+        return {"skipped": problem}
+    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+    if done.returncode != 0:
+        raise RuntimeError(f"the cluster bench failed ({done.returncode}): {done.stderr[-2000:]}")
+    return json.loads(out_path.read_text(encoding="utf-8"))
 
-    def echo(self, value):
-        return value
+
+def _namespace_problem() -> str | None:
+    """None inside a private network namespace; "outside" when one can be made here; else why not."""
+    if _interfaces() == {"lo"}:
+        return None
+    probe = subprocess.run([str(NETNS_RUN), "sh", "-c", "cat /proc/self/net/dev"], capture_output=True, text=True)
+    lines = probe.stdout.splitlines()[2:]
+    if probe.returncode == 0 and {line.split(":", 1)[0].strip() for line in lines} == {"lo"}:
+        return "outside"
+    return "needs a private network namespace: run the bench as root (it uses unshare -n), or inside tests/netns-run"
+
+
+def _interfaces() -> set[str]:
+    lines = Path("/proc/self/net/dev").read_text().splitlines()[2:]
+    return {line.split(":", 1)[0].strip() for line in lines}
+
+
+class _Timed:
+    """An embedder that also times its embed calls, and keeps the cluster's encoding span (actors started)."""
+
+    def __init__(self, inner: Embedder) -> None:
+        self.inner, self.seconds, self.encoding_s, self.actor_peak_mb = inner, 0.0, 0.0, 0.0
+
+    @property
+    def workers(self) -> int:
+        return self.inner.workers
+
+    def embed(self, texts, dim, progress=None):
+        began = time.perf_counter()
+        try:
+            return self.inner.embed(texts, dim, progress)
+        finally:
+            self.seconds += time.perf_counter() - began
+            # Locally there is nothing to start: the whole call is encoding.
+            self.encoding_s += getattr(self.inner, "encoding_s", time.perf_counter() - began)
+            self.actor_peak_mb = max(self.actor_peak_mb, getattr(self.inner, "actor_peak_mb", 0.0))
 
 
 def measure(spec: dict) -> dict:
-    from index.config import SearchParams, Settings
-    from index.encoders import load_encoder
-    from index.searcher import Searcher
-    from index.shards import split_index
-    from index.store import read_shards
+    """Alternated full builds of one corpus: local, cluster with 1 actor, cluster with 2; medians of each."""
+    import ray
 
-    base = read_index(resolve_live(Path(spec["base_index"])))
+    from index.cluster import LOCAL, ClusterEmbedder, local_ray_options
+    from index.embedding import LocalEmbedder
+
+    documents, _ = squad_documents(Path(spec["piaf"]))
+    documents = documents[: spec["docs"]] if spec["docs"] else documents
+    documents += load_corpus(Path(spec["corpus"])).documents
     encoder = load_encoder(spec["model"])
-    questions, params, shards = spec["questions"], SearchParams(**spec["search"]), spec["shards"]
-    copies = max(1, round(spec["chunks"] / len(base.chunks)))
-    data, _ = scaled_index(base, copies, spec["ann_threshold"], spec["sigma"], encoder.encode_queries(questions))
-    out = {"chunks": len(data.chunks), "shards": shards, "replicas": 1}
-    whole_dir, sharded_dir = Path(spec["work"]) / "whole" / "index", Path(spec["work"]) / "sharded" / "index"
-    for target, parts in ((whole_dir, None), (sharded_dir, split_index(data, shards))):
-        folder = new_build_folder(target)
-        write_index(data, folder, parts)
-        publish(folder, target)
-    out["whole"] = _latency(Searcher(data, encoder, params), spec)
-    del data
-    in_shards = Searcher.of_shards(read_shards(resolve_live(sharded_dir)), encoder, params)
-    out["sharded_in_process"] = _latency(in_shards, spec)
-    del in_shards
-    out["whole_process_peak_rss_mb"] = _loader_rss(whole_dir, spec)
-    settings = Settings(index_dir=sharded_dir, model=spec["model"], shards=shards, search=params)
-    out.update(_on_ray(settings, encoder, spec))
-    out["fanout_overhead_ms"] = round(out["cluster"]["p50_ms"] - out["whole"]["p50_ms"], 2)
+    encoder.encode_passages(["warm up " * 20] * 8, batch_size=spec["batch_size"])  # as the actors' first batch does
+    settings = Settings(model=spec["model"], batch_size=spec["batch_size"])
+    work = Path(spec["work"])
+    began = time.perf_counter()
+    ray.init(**local_ray_options(ClusterParams(actors=2, actor_cpus=1)))
+    ray_start_s = time.perf_counter() - began
+    kinds = {"local": None, "actors_1": 1, "actors_2": 2}
+    runs: dict[str, list[dict]] = {kind: [] for kind in kinds}
+    try:
+        for run in range(spec["runs"]):
+            for kind, actors in kinds.items():
+                if actors is None:
+                    embedder = _Timed(LocalEmbedder(encoder, settings.batch_size))
+                else:
+                    params = ClusterParams(actors=actors, actor_cpus=1)
+                    embedder = _Timed(ClusterEmbedder(LOCAL, spec["model"], settings.batch_size, params))
+                folder = settings.model_copy(update={"index_dir": work / f"{kind}-{run}" / "index"})
+                report = build_from_documents(documents, folder, encoder, show_progress=False, embedder=embedder)
+                runs[kind].append({"build_s": report.seconds, "embed_s": embedder.seconds,
+                                   "encoding_s": embedder.encoding_s, "texts": report.embedded_texts,
+                                   "actors": embedder.workers, "chunks": report.chunks,
+                                   "actor_peak_mb": embedder.actor_peak_mb})  # fmt: skip
+    finally:
+        ray.shutdown()
+        shutil.rmtree(work, ignore_errors=True)
+    return _summary(runs, len(documents), spec, ray_start_s)
+
+
+def _summary(runs: dict[str, list[dict]], documents: int, spec: dict, ray_start_s: float) -> dict:
+    out = {"documents": documents, "runs": spec["runs"], "batch_size": spec["batch_size"], "model": spec["model"],
+           "ray_start_s": round(ray_start_s, 2)}  # fmt: skip
+    for kind, each in runs.items():
+        build_s = statistics.median(r["build_s"] for r in each)
+        texts = each[-1]["texts"]
+        out[kind] = {
+            "build_s": round(build_s, 2),
+            "build_s_each": [round(r["build_s"], 2) for r in each],
+            "embed_s": round(statistics.median(r["embed_s"] for r in each), 2),
+            "texts": texts,
+            "chunks": each[-1]["chunks"],
+            "texts_per_s": round(texts / build_s, 1),
+            "encoding_s": round(statistics.median(r["encoding_s"] for r in each), 2),
+            "encoding_texts_per_s": round(statistics.median(r["texts"] / max(r["encoding_s"], 1e-9) for r in each), 1),
+            "actors_ran": max(r["actors"] for r in each),
+            "actor_peak_rss_mb": round(max(r["actor_peak_mb"] for r in each)),
+        }
+    one, two, local = out["actors_1"], out["actors_2"], out["local"]
+    out["speedup_2_vs_1"] = round(two["texts_per_s"] / one["texts_per_s"], 3)
+    out["encoding_speedup_2_vs_1"] = round(two["encoding_texts_per_s"] / one["encoding_texts_per_s"], 3)
+    out["cluster_2_vs_local_time"] = round(two["build_s"] / local["build_s"], 3)
     return out
 
 
-def _latency(searcher, spec: dict) -> dict:
-    for question in spec["warmup"]:
-        searcher.search(question, 5)
-    return percentiles(timed_searches(searcher, spec["questions"])[0])
+def main(argv: list[str]) -> int:
+    """``--child SPEC OUT``: measure (in the namespace); otherwise the cluster section alone, printed as Markdown."""
+    parser = argparse.ArgumentParser(prog="python -m service.bench.cluster", description=__doc__.splitlines()[0])
+    parser.add_argument("--docs", type=int, default=4, help="PIAF articles besides corpus/ (0: all 86; default 4)")
+    parser.add_argument("--runs", type=int, default=1, help="alternated rounds of the three builds (default 1)")
+    parser.add_argument("--child", nargs=2, type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv[1:])
+    if args.child:
+        spec = json.loads(args.child[0].read_text(encoding="utf-8"))
+        args.child[1].write_text(json.dumps(measure(spec)), encoding="utf-8")
+        return 0
+    from service.bench.report import cluster_lines
 
-
-def _on_ray(settings, encoder, spec: dict) -> dict:
-    """Deploy the shards on a local Ray instance; time searches and handle round trips; read replica RSS."""
-    from ray import serve
-
-    from service.cluster import LOCAL, ClusterState
-
-    state = ClusterState(settings, LOCAL, replicas=1, replica_cpus=spec.get("replica_cpus", 0.5), encoder=encoder)
+    settings = Settings()
+    work = Path(tempfile.mkdtemp(prefix="cluster-bench-"))
     try:
-        state.load()
-        out = {"cluster": _latency(state.searcher, spec)}
-        handle = serve.run(serve.deployment(Echo).options(name="echo").bind(), name="qa-bench-echo", route_prefix=None)
-        payload = np.zeros(512, dtype=np.float32)  # about a question's vector
-        for _ in range(20):
-            handle.echo.remote(payload).result()
-        trips = []
-        for _ in range(ROUND_TRIPS):
-            began = time.perf_counter()
-            handle.echo.remote(payload).result()
-            trips.append((time.perf_counter() - began) * 1000)
-        out["handle_round_trip"] = percentiles(trips)
-        out["replica_peak_rss_mb"] = [round(peak_rss_mb(pid), 0) for pid in _replica_pids()]
-        out["coordinator_peak_rss_mb"] = round(peak_rss_mb(), 0)
-        return out
+        result = run_cluster(settings, ROOT.parent / "shared" / "eval", args.docs or None, args.runs, work)
     finally:
-        state.close()
-
-
-def _replica_pids() -> list[int]:
-    """Serve replica processes of the shards on this machine (Ray titles them ``ray::ServeReplica:<app>:...``)."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            except OSError:
-                continue
-            if "ServeReplica:qa-" in command and "qa-bench-echo" not in command:
-                pids.append(int(entry.name))
-    return sorted(pids)
-
-
-def _loader_rss(index_dir: Path, spec: dict) -> float:
-    """Peak RSS of a fresh process that loads the whole index and searches, as a single `qa serve` would."""
-    code = (
-        "import json,sys; from pathlib import Path; from index.config import SearchParams;"
-        "from index.encoders import load_encoder; from index.searcher import Searcher;"
-        "from index.store import read_index, resolve_live; from service.bench.scale import peak_rss_mb;"
-        "s=json.loads(sys.argv[1]); e=load_encoder(s['model']);"
-        "x=Searcher(read_index(resolve_live(Path(s['index']))), e, SearchParams(**s['search']));"
-        "[x.search(q, 5) for q in s['questions']]; print(peak_rss_mb())"
-    )
-    args = {"index": str(index_dir), "model": spec["model"], "search": spec["search"], "questions": spec["warmup"]}
-    done = subprocess.run([sys.executable, "-c", code, json.dumps(args)], capture_output=True, text=True, check=True)
-    return round(float(done.stdout.strip().splitlines()[-1]), 0)
+        shutil.rmtree(work, ignore_errors=True)
+    print("\n".join(cluster_lines(result)))
+    print(json.dumps(result))
+    return 0
 
 
 if __name__ == "__main__":
-    result = measure(json.loads(Path(sys.argv[1]).read_text(encoding="utf-8")))
-    print(json.dumps(result))
+    raise SystemExit(main(sys.argv))

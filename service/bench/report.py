@@ -54,7 +54,48 @@ def targets(results: dict) -> list[dict]:
             "ours >",
             ours["hit@1"] > lc["hit@1"],
         ),
+        _cluster_target(results.get("cluster"), check),
     ]
+
+
+def _cluster_target(cluster: dict | None, check) -> dict:
+    speedup = cluster.get("encoding_speedup_2_vs_1") if cluster else None
+    met = None if speedup is None else speedup >= 1.8
+    return check("cluster encoding, 2 actors vs 1 (texts/s)", speedup, ">= 1.8", met)
+
+
+def cluster_lines(c: dict) -> list[str]:
+    """The cluster section of the report: builds of one corpus, local and on 1 and 2 encoder actors."""
+    lines = ["## Cluster build (Ray on 127.0.0.1 in a private network namespace)", ""]
+    if "skipped" in c:
+        return [*lines, f"Not measured: {c['skipped']}.", ""]
+    lines += [
+        f"{c['documents']} documents, {c['local']['texts']} texts embedded per full build, batch {c['batch_size']}; "
+        f"median of {c['runs']} alternated round(s). Each cluster actor has 1 CPU and one BLAS thread; the local "
+        f"build is one process with the machine's BLAS threads. Build time includes starting the actors and loading "
+        f"the model in each; Ray itself started once before ({c['ray_start_s']} s). Encoding time runs from the first "
+        "batch's start to the last batch's end on the actors (locally: the embedding call), so it leaves the actors' "
+        "start out.",
+        "",
+        "| build | actors that ran | build s (runs) | build texts/s | encoding s | encoding texts/s "
+        "| actor peak RSS MiB |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    names = {"local": "local, one process", "actors_1": "cluster, 1 actor", "actors_2": "cluster, 2 actors"}
+    for key, name in names.items():
+        e = c[key]
+        actors, rss = ("-", "-") if key == "local" else (e["actors_ran"], e.get("actor_peak_rss_mb", "-"))
+        lines.append(
+            f"| {name} | {actors} | {e['build_s']} ({', '.join(map(str, e['build_s_each']))}) | {e['texts_per_s']} "
+            f"| {e['encoding_s']} | {e['encoding_texts_per_s']} | {rss} |"
+        )
+    lines += [
+        "",
+        f"2 actors vs 1: {c['encoding_speedup_2_vs_1']}× encoding texts/s, {c['speedup_2_vs_1']}× whole-build texts/s; "
+        f"cluster build with 2 actors / local build time: {c['cluster_2_vs_local_time']}.",
+        "",
+    ]
+    return lines
 
 
 def _mark(met) -> str:
@@ -139,7 +180,9 @@ def render_markdown(r: dict) -> str:
             f"| {e['hit@1']} | {e['hit@5']} |"
         )
     lines += ["", "Ratios: " + ", ".join(f"{k} = {v}" for k, v in p["ratios"].items()), ""]
-    lines += cluster_section(r.get("cluster", []))
+    if "cluster" in r:
+        lines += cluster_lines(r["cluster"])
+    lines += serving_section(r.get("serving", []))
     lines += ["## Targets", "", "| target | goal | value | result |", "|---|---|---|---|"]
     lines += [f"| {t['target']} | {t['goal']} | {t['value']} | {_mark(t['met'])} |" for t in r["targets"]]
     meth = r["method"]
@@ -162,8 +205,8 @@ def render_markdown(r: dict) -> str:
     return "\n".join(lines)
 
 
-def cluster_section(runs: list[dict]) -> list[str]:
-    """The cluster table: the index whole, in shards in process, and on Ray Serve (service.bench.cluster)."""
+def serving_section(runs: list[dict]) -> list[str]:
+    """The serving table: the index whole, in shards in process, and on Ray Serve (service.bench.serving)."""
     if not runs:
         return []
     lines = ["## Cluster (`qa serve --cluster`: shards on Ray Serve, R = 1, Ray on 127.0.0.1 of this machine)", "",

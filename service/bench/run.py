@@ -1,4 +1,5 @@
-"""``qa bench``: build throughput, query latency at scale, HTTP load, ANN recall and a LangChain peer.
+"""``qa bench``: build throughput (local and on a Ray cluster), query latency at scale, HTTP load, ANN recall and a
+LangChain peer.
 
 Writes ``var/bench/bench.json`` and ``var/bench/bench.md`` (plus timestamped
 copies). ``--quick`` runs every part on small sizes, for CI.
@@ -30,6 +31,8 @@ from index.evaluation.datasets import EvalSet, squad_documents
 from index.evaluation.runner import evaluate
 from index.searcher import Searcher
 from index.store import read_index, resolve_live
+from service.bench.cluster import NETNS_RUN, run_cluster
+from service.bench.cluster import _namespace_problem as namespace_problem
 from service.bench.http_load import run_http
 from service.bench.peer import interleaved_latency, run_peer
 from service.bench.report import render_markdown, targets
@@ -40,11 +43,11 @@ EVAL = ROOT.parent / "shared" / "eval"  # ../shared/eval beside it
 SIGMA = 0.02  # per-dimension noise of synthetic vector copies (cosine ~0.9 to the original)
 FULL = {"docs": None, "questions": (400, 100, 100), "sizes": [10_000, 100_000, 1_000_000], "http_size": 100_000,
         "http_seconds": 20.0, "http_runs": 3, "ann_threshold": None, "build_runs": 3,
-        "cluster_sizes": [100_000, 1_000_000]}  # fmt: skip
+        "cluster_docs": None, "cluster_runs": 2, "serving_sizes": [100_000, 1_000_000]}  # fmt: skip
 QUICK = {"docs": 4, "questions": (30, 10, 10), "sizes": [5_000], "http_size": 5_000,
          "http_seconds": 3.0, "http_runs": 1, "ann_threshold": 10_000, "build_runs": 1,
-         "cluster_sizes": [5_000]}  # fmt: skip
-CLUSTER_SHARDS = 2
+         "cluster_docs": 2, "cluster_runs": 1, "serving_sizes": [5_000]}  # fmt: skip
+SERVING_SHARDS = 2
 
 
 def run_bench(settings: Settings, quick: bool = False, as_json: bool = False) -> int:
@@ -98,6 +101,10 @@ def _run(settings: Settings, cfg: dict, quick: bool, work: Path, out_dir: Path) 
     results["build"] = _bench_build(documents, build_settings, encoder, cfg["build_runs"], work / "builds")
     _save_partial(out_dir, results)
 
+    _log("cluster build (Ray on 127.0.0.1, in a private network namespace)")
+    results["cluster"] = run_cluster(settings, EVAL, cfg["cluster_docs"], cfg["cluster_runs"], work)
+    _save_partial(out_dir, results)
+
     results["scale"] = []
     http_dir = work / "http" / "index"
     for size in cfg["sizes"]:
@@ -118,10 +125,10 @@ def _run(settings: Settings, cfg: dict, quick: bool, work: Path, out_dir: Path) 
     shutil.rmtree(http_dir.parent, ignore_errors=True)
     _save_partial(out_dir, results)
 
-    results["cluster"] = []
-    for size in cfg["cluster_sizes"]:
-        _log(f"cluster at {size} chunks, {CLUSTER_SHARDS} shards")
-        results["cluster"].append(_bench_cluster(size, base_dir, questions, warmup, settings, ann_threshold, work))
+    results["serving"] = []
+    for size in cfg["serving_sizes"]:
+        _log(f"serving on Ray at {size} chunks, {SERVING_SHARDS} shards")
+        results["serving"].append(_bench_serving(size, base_dir, questions, warmup, settings, ann_threshold, work))
         _save_partial(out_dir, results)
 
     _log("peer comparison")
@@ -144,19 +151,23 @@ def _latency_questions(piaf, counts: tuple[int, int, int]) -> tuple[list[str], l
     return list(dict.fromkeys(picked)), warm[:10]
 
 
-def _bench_cluster(size: int, base_dir: Path, questions, warmup, settings: Settings, ann_threshold: int, work: Path):
-    """service.bench.cluster in a child process; skipped (and said so) without Ray or when Ray cannot start."""
+def _bench_serving(size: int, base_dir: Path, questions, warmup, settings: Settings, ann_threshold: int, work: Path):
+    """service.bench.serving in a child process in a private network namespace (Ray sees loopback only);
+    skipped, and said so, without Ray Serve or such a namespace."""
     try:
         import ray.serve  # noqa: F401
     except ImportError:
         return {"target_chunks": size, "skipped": "Ray Serve is not installed (make install)"}
+    problem = namespace_problem()
+    if problem not in (None, "outside"):
+        return {"target_chunks": size, "skipped": problem}
     spec = {"base_index": str(base_dir), "questions": questions, "warmup": warmup, "model": settings.model,
             "chunks": size, "ann_threshold": ann_threshold, "sigma": SIGMA, "search": settings.search.model_dump(),
-            "shards": CLUSTER_SHARDS, "work": str(work / f"cluster-{size}")}  # fmt: skip
+            "shards": SERVING_SHARDS, "work": str(work / f"serving-{size}")}  # fmt: skip
     try:
-        return _child("service.bench.cluster", spec, work / f"cluster-{size}.json")
+        return _child("service.bench.serving", spec, work / f"serving-{size}.json", netns=problem == "outside")
     finally:
-        shutil.rmtree(work / f"cluster-{size}", ignore_errors=True)
+        shutil.rmtree(work / f"serving-{size}", ignore_errors=True)
 
 
 def _bench_build(documents, settings: Settings, encoder, runs: int, scratch: Path) -> dict:
@@ -263,9 +274,10 @@ def _ours(eval_set, searcher: Searcher, built: dict) -> dict:
     return out
 
 
-def _child(module: str, spec: dict, path: Path) -> dict:
+def _child(module: str, spec: dict, path: Path, netns: bool = False) -> dict:
     path.write_text(json.dumps(spec), encoding="utf-8")
-    done = subprocess.run([sys.executable, "-m", module, str(path)], capture_output=True, text=True)
+    command = [sys.executable, "-m", module, str(path)]
+    done = subprocess.run([str(NETNS_RUN), *command] if netns else command, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"{module} failed ({done.returncode}): {done.stderr[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
