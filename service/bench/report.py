@@ -209,13 +209,14 @@ def serving_section(runs: list[dict]) -> list[str]:
     """The serving table: the index whole, in shards in process, and on Ray Serve (service.bench.serving)."""
     if not runs:
         return []
-    lines = ["## Cluster (`qa serve --cluster`: shards on Ray Serve, R = 1, Ray on 127.0.0.1 of this machine)", "",
+    lines = ["## Serving on a cluster (`qa serve --cluster`: shards on Ray Serve, R = 1, Ray on 127.0.0.1)", "",
              "| chunks | S | whole p50 / p99 ms | shards in process p50 / p99 ms | cluster p50 / p99 ms "
              "| fan-out overhead ms (goal <= 5) | bare handle round trip p50 ms | peak RSS MiB: whole process "
-             "/ each replica (ratio, goal <= 0.6) / coordinator |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+             "/ each replica (ratio, goal <= 0.6) / coordinator | store, top-5 overlap with the whole index |",
+             "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for run in runs:
         if "skipped" in run:
-            lines.append(f"| {run.get('target_chunks', '-')} | skipped: {run['skipped']} | | | | | | |")
+            lines.append(f"| {run.get('target_chunks', '-')} | skipped: {run['skipped']} | | | | | | | |")
             continue
         whole, replicas = run["whole_process_peak_rss_mb"], run["replica_peak_rss_mb"]
         ratio = max(replicas) / whole if replicas and whole else float("nan")
@@ -224,8 +225,16 @@ def serving_section(runs: list[dict]) -> list[str]:
             f"| {run['chunks']:,} | {run['shards']} | {pair(run['whole'])} | {pair(run['sharded_in_process'])} "
             f"| {pair(run['cluster'])} | {run['fanout_overhead_ms']} | {run['handle_round_trip']['p50_ms']} "
             f"| {whole:.0f} / {', '.join(f'{x:.0f}' for x in replicas)} ({ratio:.2f}) "
-            f"/ {run['coordinator_peak_rss_mb']:.0f} |"
+            f"/ {run['coordinator_peak_rss_mb']:.0f} | {run.get('store', '-')}, {run.get('top5_overlap', '-')} |"
         )
+    http = [run for run in runs if "http" in run]
+    if http:
+        lines += ["", "HTTP through the cluster (8 clients, the API served by uvicorn in the searcher's process):", "",
+                  "| chunks | requests/s | p50 ms | p99 ms | errors |", "|---|---|---|---|---|"]  # fmt: skip
+        for run in http:
+            h = run["http"]
+            figures = (h["requests_per_s"], h["p50_ms"], h["p99_ms"], h["errors"])
+            lines.append(f"| {run['chunks']:,} | " + " | ".join(map(str, figures)) + " |")
     return [*lines, ""]
 
 

@@ -128,7 +128,9 @@ def _run(settings: Settings, cfg: dict, quick: bool, work: Path, out_dir: Path) 
     results["serving"] = []
     for size in cfg["serving_sizes"]:
         _log(f"serving on Ray at {size} chunks, {SERVING_SHARDS} shards")
-        results["serving"].append(_bench_serving(size, base_dir, questions, warmup, settings, ann_threshold, work))
+        results["serving"].append(
+            _bench_serving(size, base_dir, questions, warmup, settings, ann_threshold, work, cfg["http_seconds"])
+        )
         _save_partial(out_dir, results)
 
     _log("peer comparison")
@@ -151,7 +153,8 @@ def _latency_questions(piaf, counts: tuple[int, int, int]) -> tuple[list[str], l
     return list(dict.fromkeys(picked)), warm[:10]
 
 
-def _bench_serving(size: int, base_dir: Path, questions, warmup, settings: Settings, ann_threshold: int, work: Path):
+def _bench_serving(size: int, base_dir: Path, questions, warmup, settings: Settings, ann_threshold: int, work: Path,
+                   http_seconds: float):  # fmt: skip
     """service.bench.serving in a child process in a private network namespace (Ray sees loopback only);
     skipped, and said so, without Ray Serve or such a namespace."""
     try:
@@ -163,7 +166,7 @@ def _bench_serving(size: int, base_dir: Path, questions, warmup, settings: Setti
         return {"target_chunks": size, "skipped": problem}
     spec = {"base_index": str(base_dir), "questions": questions, "warmup": warmup, "model": settings.model,
             "chunks": size, "ann_threshold": ann_threshold, "sigma": SIGMA, "search": settings.search.model_dump(),
-            "shards": SERVING_SHARDS, "work": str(work / f"serving-{size}")}  # fmt: skip
+            "shards": SERVING_SHARDS, "work": str(work / f"serving-{size}"), "http_seconds": http_seconds}  # fmt: skip
     try:
         return _child("service.bench.serving", spec, work / f"serving-{size}.json", netns=problem == "outside")
     finally:

@@ -54,16 +54,28 @@ def measure(spec: dict) -> dict:
         folder = new_build_folder(target)
         write_index(data, folder, parts)
         publish(folder, target)
-    out["whole"] = _latency(Searcher(data, encoder, params), spec)
-    del data
+    whole = Searcher(data, encoder, params)
+    out["whole"] = _latency(whole, spec)
     in_shards = Searcher.of_shards(read_shards(resolve_live(sharded_dir)), encoder, params)
     out["sharded_in_process"] = _latency(in_shards, spec)
-    del in_shards
+    out["store"] = data.chunk_vectors.kind
+    out["top5_overlap"] = top5_overlap(whole, in_shards, questions)
+    del data, whole, in_shards
     out["whole_process_peak_rss_mb"] = _loader_rss(whole_dir, spec)
     settings = Settings(index_dir=sharded_dir, model=spec["model"], shards=shards, search=params)
     out.update(_on_ray(settings, encoder, spec))
     out["fanout_overhead_ms"] = round(out["cluster"]["p50_ms"] - out["whole"]["p50_ms"], 2)
     return out
+
+
+def top5_overlap(whole, sharded, questions: list[str]) -> float:
+    """Mean share of the whole index's top-5 passages that the sharded search also returns (1.0 with flat stores,
+    where the results are equal; below with IVF stores, whose lists differ per shard)."""
+    shares = []
+    for question in questions:
+        a, b = ({(p.doc_id, p.start) for p in s.search(question, 5).passages} for s in (whole, sharded))
+        shares.append(len(a & b) / max(1, len(a)))
+    return round(sum(shares) / max(1, len(shares)), 4)
 
 
 def _latency(searcher, spec: dict) -> dict:
@@ -92,11 +104,39 @@ def _on_ray(settings, encoder, spec: dict) -> dict:
             handle.echo.remote(payload).result()
             trips.append((time.perf_counter() - began) * 1000)
         out["handle_round_trip"] = percentiles(trips)
+        out["http"] = _http(state, spec)
         out["replica_peak_rss_mb"] = [round(peak_rss_mb(pid), 0) for pid in _replica_pids()]
         out["coordinator_peak_rss_mb"] = round(peak_rss_mb(), 0)
         return out
     finally:
         state.close()
+
+
+def _http(state, spec: dict) -> dict:
+    """Requests/s and latency with 8 clients (a load generator process) against `qa serve --cluster`'s app,
+    served here by uvicorn on 127.0.0.1 around the deployed state."""
+    import threading
+
+    import uvicorn
+
+    from service.app import create_app
+    from service.bench.http_load import _load, free_port
+    from service.cluster import ClusterBackend
+
+    port = free_port()
+    app = create_app(state.settings, backend=ClusterBackend(state))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        _load(url, spec["questions"], 8, 3.0)  # warm-up, not counted
+        return _load(url, spec["questions"], 8, spec.get("http_seconds", 10.0)) | {"clients": 8}
+    finally:
+        server.should_exit = True
+        thread.join(30)
 
 
 def _replica_pids() -> list[int]:
