@@ -97,7 +97,7 @@ def _run(settings: Settings, cfg: dict, quick: bool, work: Path, out_dir: Path) 
     _log("build throughput")
     encoder = load_encoder(settings.model)
     base_dir = work / "base" / "index"
-    build_settings = settings.model_copy(update={"index_dir": base_dir})
+    build_settings = settings.model_copy(update={"index_dir": base_dir, "shards": 1})
     results["build"] = _bench_build(documents, build_settings, encoder, cfg["build_runs"], work / "builds")
     _save_partial(out_dir, results)
 
