@@ -212,7 +212,8 @@ def serving_section(runs: list[dict]) -> list[str]:
     lines = ["## Serving on a cluster (`qa serve --cluster`: shards on Ray Serve, R = 1, Ray on 127.0.0.1)", "",
              "| chunks | S | whole p50 / p99 ms | shards in process p50 / p99 ms | cluster p50 / p99 ms "
              "| fan-out overhead ms (goal <= 5) | bare handle round trip p50 ms | peak RSS MiB: whole process "
-             "/ each replica (ratio, goal <= 0.6) / coordinator | store, top-5 overlap with the whole index |",
+             "/ each replica (ratio, goal <= 0.6) / bench searcher process (built the index too) "
+             "| store, top-5 overlap with the whole index |",
              "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for run in runs:
         if "skipped" in run:
@@ -225,7 +226,7 @@ def serving_section(runs: list[dict]) -> list[str]:
             f"| {run['chunks']:,} | {run['shards']} | {pair(run['whole'])} | {pair(run['sharded_in_process'])} "
             f"| {pair(run['cluster'])} | {run['fanout_overhead_ms']} | {run['handle_round_trip']['p50_ms']} "
             f"| {whole:.0f} / {', '.join(f'{x:.0f}' for x in replicas)} ({ratio:.2f}) "
-            f"/ {run['coordinator_peak_rss_mb']:.0f} | {run.get('store', '-')}, {run.get('top5_overlap', '-')} |"
+            f"/ {run['driver_peak_rss_mb']:.0f} | {run.get('store', '-')}, {run.get('top5_overlap', '-')} |"
         )
     http = [run for run in runs if "http" in run]
     if http:

@@ -106,7 +106,7 @@ def _on_ray(settings, encoder, spec: dict) -> dict:
         out["handle_round_trip"] = percentiles(trips)
         out["http"] = _http(state, spec)
         out["replica_peak_rss_mb"] = [round(peak_rss_mb(pid), 0) for pid in _replica_pids()]
-        out["coordinator_peak_rss_mb"] = round(peak_rss_mb(), 0)
+        out["driver_peak_rss_mb"] = round(peak_rss_mb(), 0)  # this process: it built the synthetic index too
         return out
     finally:
         state.close()
