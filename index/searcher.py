@@ -21,7 +21,15 @@ from index.language import detect_language
 from index.manifest import REBUILD_HINT, Manifest
 from index.merging import best_sentence_of, merge_hits, merge_top
 from index.query import Highlight, Passage, Query
-from index.shard import OVERSAMPLE, LocalShard, ShardLists, best_per_passage, penalised, penalised_hits
+from index.shard import (
+    OVERSAMPLE,
+    LocalShard,
+    ShardLists,
+    best_per_passage,
+    fusion_weights,
+    penalised,
+    penalised_hits,
+)
 from index.shards import passage_owners, shard_of
 from index.store import IndexData
 from index.translation import Translator
@@ -206,6 +214,8 @@ class Searcher:
 
     def _answer(self, query: Query, k: int, began: float) -> SearchResult:
         stages = StageTimes(encode=time.perf_counter() - began)
+        if self.sharded:
+            query = replace(query, prefetch=k, prefetched={})
         ranked = self.rank(query, k, stages)
         lap = time.perf_counter()
         passages = self.passages(ranked, query)
@@ -235,8 +245,15 @@ class Searcher:
 
     def shard_lists(self, query: Query) -> list[ShardLists]:
         """Every shard's raw lists (a cluster searcher asks its shards in parallel)."""
-        remote = replace(query, allowed=None)
-        return [shard.retrieve(remote) for shard in self.shards]
+        remote = replace(query, allowed=None, prefetched={})
+        return self.prefetched([shard.retrieve(remote) for shard in self.shards], query)
+
+    @staticmethod
+    def prefetched(parts: list[ShardLists], query: Query) -> list[ShardLists]:
+        """``parts``, once the passages they carry are kept in ``query.prefetched``."""
+        for part in parts:
+            query.prefetched.update(part.passages)
+        return parts
 
     def merge(self, parts: list[ShardLists]) -> list[Ranked]:
         """The six lists of the whole index from each shard's raw lists."""
@@ -258,22 +275,18 @@ class Searcher:
 
     def fuse(self, lists: list[Ranked]) -> Ranked:
         """Weighted sum of the min-max normalised lists of ``retrieve``."""
-        p = self.params
-        weights = [
-            p.chunk_dense, p.sentence_dense, p.bm25_same_language, p.bm25_cross_language, p.sentence_bm25,
-            p.bm25_translated,
-        ]  # fmt: skip
-        return weighted_fusion(lists, weights)
+        return weighted_fusion(lists, fusion_weights(self.params))
 
     def passages(self, ranked: list[tuple[int, float]], query: Query) -> list[Passage]:
         """The passages of ranked (row, score) pairs, from the shards that hold them, in ranked order."""
         if not self.sharded:
             return self.shards[0].passages([row for row, _ in ranked], query, [score for _, score in ranked])
         owners = self.owners([row for row, _ in ranked])
-        out: dict[int, Passage] = {}
-        remote = replace(query, allowed=None)
+        out = prefetched_passages(ranked, query)
+        remote = replace(query, allowed=None, prefetched={})
         for number, shard in enumerate(self.shards):
             mine = [(at, row, score) for at, (row, score) in enumerate(ranked) if owners[at] == number]
+            mine = [(at, row, score) for at, row, score in mine if at not in out]
             if mine:
                 found = shard.passages([row for _, row, _ in mine], remote, [score for _, _, score in mine])
                 out.update((at, passage) for (at, _, _), passage in zip(mine, found, strict=True))
@@ -284,6 +297,15 @@ class Searcher:
         if self._owners is None:
             self._owners = passage_owners([shard.chunk_rows() for shard in self.shards])
         return self._owners[np.asarray(rows, dtype=np.int64)]
+
+
+def prefetched_passages(ranked: list[tuple[int, float]], query: Query) -> dict[int, Passage]:
+    """The ranked passages the shards sent along with their lists (see ``Query.prefetch``), by rank."""
+    return {
+        at: replace(query.prefetched[row], score=float(score))
+        for at, (row, score) in enumerate(ranked)
+        if row in query.prefetched
+    }
 
 
 def _unchanged(query: Query) -> Query:

@@ -9,7 +9,7 @@ and fuses (index.merging). A shard holds no encoder: the searcher sends the ques
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -17,7 +17,16 @@ from index.config import SearchParams
 from index.corpus import Document
 from index.errors import DocumentNotFoundError
 from index.filters import AllowedRows, DocumentColumns, Filters
-from index.fusion import Ranked, ScoredRows, candidate_rows, max_by_group, sorted_unique, top_k
+from index.fusion import (
+    Ranked,
+    ScoredRows,
+    best,
+    candidate_rows,
+    max_by_group,
+    sorted_unique,
+    top_k,
+    weighted_fusion,
+)
 from index.highlight import pick_sentence
 from index.lexical import tokenize_query
 from index.query import Highlight, Passage, Query
@@ -51,6 +60,7 @@ class ShardLists:
     cognates: ScoredRows
     translated: ScoredRows
     sentence_terms: VectorHits  # positive BM25 sentences of every passage this shard may have as a candidate
+    passages: dict[int, Passage] = field(default_factory=dict)  # see Query.prefetch (scores left at 0)
 
 
 class LocalShard:
@@ -150,7 +160,9 @@ class LocalShard:
             overlapped = _ranges_of(sentences.first_chunk, sentences.last_chunk) if len(sentences.rows) else []
             local = np.concatenate([dense.rows, *overlapped, lexical.rows])
             terms = self._sentence_terms(query, sorted_unique(local), same)
+        passages = self._prefetch(query, dense, sentences, (lexical, cognates, translated), terms)
         return ShardLists(
+            passages=passages,
             dense=VectorHits(self._rows(dense.rows), dense.scores, dense.hub),
             sentences=self._global_sentences(sentences),
             lexical=self._global(lexical),
@@ -158,6 +170,22 @@ class LocalShard:
             translated=self._global(translated),
             sentence_terms=self._global_sentences(terms),
         )
+
+    def _prefetch(self, query: Query, dense: VectorHits, sentences: VectorHits, lexical: tuple, terms: VectorHits):
+        """The passages of this shard's ``query.prefetch`` best candidates by its own fusion, by row in the whole
+        index: most of the searcher's final passages, sent along to save a round trip (exact: a passage does
+        not depend on its score, which the searcher sets)."""
+        if not query.prefetch:
+            return {}
+        p, penalty = self.params, self._penalty
+        kept = penalised_hits(sentences, p.sentence_pool, penalty)
+        lists = [
+            penalised(dense, p.pool, penalty), best_per_passage(kept.first_chunk, kept.last_chunk, kept.scores),
+            lexical[0], lexical[1], best_per_passage(terms.first_chunk, terms.last_chunk, terms.scores), lexical[2],
+        ]  # fmt: skip
+        rows = [row for row, _ in best(weighted_fusion(lists, fusion_weights(p)), query.prefetch)]
+        terms_by_lang: dict[str, set[str]] = {}
+        return {int(self._rows(np.array([row]))[0]): self._passage(row, 0.0, query, terms_by_lang) for row in rows}
 
     def passages(self, rows: list[int], query: Query, scores: list[float]) -> list[Passage]:
         """The passages at ``rows`` (numbered in the whole index) with their highlighted sentence."""
@@ -291,6 +319,12 @@ class LocalShard:
         h_start, h_end = pick_sentence(doc.text, (start, end), spans, vectors @ query.vector, terms[doc_lang], doc_lang)
         highlight = Highlight(h_start, h_end, doc.text[h_start:h_end])
         return Passage(doc.doc_id, doc.title, start, end, doc.text[start:end], float(score), highlight)
+
+
+def fusion_weights(p: SearchParams) -> list[float]:
+    """Weights of the six lists of ``LocalShard.final_lists``, in their order."""
+    return [p.chunk_dense, p.sentence_dense, p.bm25_same_language, p.bm25_cross_language, p.sentence_bm25,
+            p.bm25_translated]  # fmt: skip
 
 
 def penalised(hits: VectorHits, k: int, penalty: float) -> ScoredRows:

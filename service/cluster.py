@@ -16,6 +16,7 @@ import logging
 import os
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +30,7 @@ from index.errors import ClusterError, QAError, ShardUnavailableError
 from index.filters import AllowedRows, Filters
 from index.fusion import Ranked
 from index.query import Passage, Query
-from index.searcher import Searcher
+from index.searcher import Searcher, prefetched_passages
 from index.shard import LocalShard, ShardLists
 from index.store import read_head, read_manifest, read_shard
 from service.backend import Answer, LocalBackend, answer, document
@@ -136,18 +137,21 @@ class ClusterSearcher(Searcher):
         return True  # one shard or several, its lists come back raw and are merged here
 
     def shard_lists(self, query: Query) -> list[ShardLists]:
-        return _gather([(shard, "retrieve", (query,)) for shard in self.shards], self.shards[0].timeout)
+        remote = replace(query, prefetched={})
+        parts = _gather([(shard, "retrieve", (remote,)) for shard in self.shards], self.shards[0].timeout)
+        return self.prefetched(parts, query)
 
     def passages(self, ranked: list[tuple[int, float]], query: Query) -> list[Passage]:
         owners = self.owners([row for row, _ in ranked]) if len(self.shards) > 1 else np.zeros(len(ranked), int)
+        out = prefetched_passages(ranked, query)
         calls, places = [], []
+        remote = replace(query, prefetched={})
         for number, shard in enumerate(self.shards):
-            mine = [at for at in range(len(ranked)) if owners[at] == number]
+            mine = [at for at in range(len(ranked)) if owners[at] == number and at not in out]
             if mine:
                 rows, scores = [ranked[at][0] for at in mine], [ranked[at][1] for at in mine]
-                calls.append((shard, "passages", (rows, query, scores)))
+                calls.append((shard, "passages", (rows, remote, scores)))
                 places.append(mine)
-        out: dict[int, Passage] = {}
         for mine, found in zip(places, _gather(calls, self.shards[0].timeout), strict=True):
             out.update(zip(mine, found, strict=True))
         return [out[at] for at in range(len(ranked))]

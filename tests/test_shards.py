@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import replace
 
 import numpy as np
@@ -115,11 +116,11 @@ def test_sharded_search_equals_unsharded_over_every_piaf_dev_question(piaf, enco
 
 
 def _answer(searcher: Searcher, query, filters) -> list[tuple]:
+    """The search of an encoded question, as ``Searcher.search`` runs it (shards prefetching passages)."""
     restricted = searcher._restriction(filters)(query)
-    ranked = searcher.rank(restricted, 5)
     return [
         (p.doc_id, p.start, p.end, p.highlight.start, p.highlight.end, p.score)
-        for p in searcher.passages(ranked, restricted)
+        for p in searcher._answer(restricted, 5, time.perf_counter()).passages
     ]
 
 
