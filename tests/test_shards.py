@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from dataclasses import replace
 
@@ -17,7 +19,8 @@ from index.searcher import Searcher
 from index.shard import top_k_with_zero
 from index.shards import join_shards, shard_of, split_index
 from index.store import new_build_folder, read_index, read_shards, resolve_live, write_index
-from tests.conftest import SHARED_EVAL, make_corpus, make_settings
+from tests.conftest import ROOT, SHARED_EVAL, make_corpus, make_settings
+from tests.helpers import run_qa
 
 
 def test_a_document_shard_is_a_stable_hash_of_its_id():
@@ -134,3 +137,21 @@ def test_joined_shards_are_the_whole_index(piaf):
     assert np.array_equal(joined.chunk_hubness, data.chunk_hubness)
     ids = data.sentences.ids[:50]
     assert np.array_equal(joined.sentence_vectors.get(ids), data.sentence_vectors.get(ids))
+
+
+def test_the_cli_builds_shards_and_refuses_bad_counts(tmp_path):
+    make_corpus(tmp_path / "corpus")
+    index = tmp_path / "var" / "index"
+    done = run_qa("build", "--corpus", str(tmp_path / "corpus"), "--index", str(index), "--shards", "2", "--quiet")
+    assert done.returncode == 0, done.stderr
+    assert json.loads((resolve_live(index) / "manifest.json").read_text())["shards"] == 2
+    bad = run_qa("build", "--corpus", str(tmp_path / "corpus"), "--index", str(index), "--shards", "0")
+    assert bad.returncode == 2 and bad.stderr.startswith("error: invalid configuration")
+    alone = run_qa("serve", "--index", str(index), "--replicas", "2")
+    assert alone.returncode == 2 and "--replicas needs --cluster" in alone.stderr
+
+
+def test_serving_without_a_cluster_never_imports_ray():
+    code = "import sys, service.cli, service.app, service.state, index.searcher; print('ray' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert done.stdout.strip() == "False"
