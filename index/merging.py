@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from index.fusion import ScoredRows
-from index.shard import VectorHits, best_per_passage
+from index.hits import VectorHits, best_per_passage
 
 
 def merge_hits(parts: Sequence[VectorHits], k: int) -> VectorHits:

@@ -17,19 +17,12 @@ from index.encoders import Encoder
 from index.errors import IndexMismatchError, InvalidQueryError
 from index.filters import AllowedRows, Filters, check_fields, parse_filters
 from index.fusion import Ranked, best, candidate_rows, weighted_fusion
+from index.hits import ShardLists, best_per_passage, fusion_weights, penalised, penalised_hits
 from index.language import detect_language
 from index.manifest import REBUILD_HINT, Manifest
 from index.merging import best_sentence_of, merge_hits, merge_top
 from index.query import Highlight, Passage, Query
-from index.shard import (
-    OVERSAMPLE,
-    LocalShard,
-    ShardLists,
-    best_per_passage,
-    fusion_weights,
-    penalised,
-    penalised_hits,
-)
+from index.shard import OVERSAMPLE, LocalShard
 from index.shards import passage_owners, shard_of
 from index.store import IndexData
 from index.translation import Translator

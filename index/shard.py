@@ -9,7 +9,6 @@ and fuses (index.merging). A shard holds no encoder: the searcher sends the ques
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -22,12 +21,23 @@ from index.fusion import (
     ScoredRows,
     best,
     candidate_rows,
-    max_by_group,
     sorted_unique,
     top_k,
     weighted_fusion,
 )
 from index.highlight import pick_sentence
+from index.hits import (
+    ShardLists,
+    VectorHits,
+    best_per_passage,
+    empty_lists,
+    fusion_weights,
+    no_hits,
+    penalised,
+    penalised_hits,
+    ranges,
+    top_k_with_zero,
+)
 from index.lexical import tokenize_query
 from index.query import Highlight, Passage, Query
 from index.store import IndexData
@@ -37,30 +47,6 @@ from index.vectorstore import IdSubset, VectorStore
 OVERSAMPLE = 3  # rows asked of a vector store per row kept, when the hubness penalty may reorder them
 FILTERS_KEPT = 16  # distinct filters whose allowed rows a shard keeps (up to ~16 MB each with their vectors)
 Rows = np.ndarray | bool | None  # a row mask; None: every row; False: no row
-
-
-@dataclass
-class VectorHits:
-    """A vector store's nearest rows before the hubness penalty; sentence hits carry the passages they overlap."""
-
-    rows: np.ndarray  # rows in the whole index
-    scores: np.ndarray  # similarity, or BM25 score for sentence terms
-    hub: np.ndarray  # question hubness of each row
-    first_chunk: np.ndarray | None = None  # sentences: first and last passage row each one overlaps
-    last_chunk: np.ndarray | None = None
-
-
-@dataclass
-class ShardLists:
-    """What ``retrieve`` returns: each ranked list's raw top-k′, to be merged across shards."""
-
-    dense: VectorHits
-    sentences: VectorHits
-    lexical: ScoredRows
-    cognates: ScoredRows
-    translated: ScoredRows
-    sentence_terms: VectorHits  # positive BM25 sentences of every passage this shard may have as a candidate
-    passages: dict[int, Passage] = field(default_factory=dict)  # see Query.prefetch (scores left at 0)
 
 
 class LocalShard:
@@ -148,13 +134,13 @@ class LocalShard:
         """Raw lists for a searcher to merge with other shards' (rows numbered in the whole index)."""
         p, allowed = self.params, self._query_rows(query)
         if allowed is not None and not allowed.count:
-            return _empty_lists()
+            return empty_lists()
         chunk_ids, sentence_ids = (allowed.chunk_ids, allowed.sentence_ids) if allowed else (None, None)
         dense = self._hits(query.vector, chunk_ids, p.pool)
         sentences = self._hits(query.vector, sentence_ids, p.sentence_pool, True)
         same, other = self._language_rows(query.lang, allowed)
         lexical, cognates, translated = self._lexical_lists(query, same, other, top_k_with_zero)
-        terms = _no_hits(ranges=True)
+        terms = no_hits(ranges=True)
         if p.sentence_bm25 and same is not False:
             # Every passage a merged list may keep: the merge cannot know them before fusing.
             overlapped = _ranges_of(sentences.first_chunk, sentences.last_chunk) if len(sentences.rows) else []
@@ -267,7 +253,7 @@ class LocalShard:
             candidates = candidates[same[candidates]]
         first = self._links.chunk_first_sentence[candidates]
         counts = np.maximum(self._links.chunk_last_sentence[candidates] - first + 1, 0)
-        rows = sorted_unique(np.repeat(first, counts) + _ranges(counts))
+        rows = sorted_unique(np.repeat(first, counts) + ranges(counts))
         scores = self.data.sentence_lexical.scores_of_rows(query.text, query.lang, rows)
         rows, scores = rows[scores > 0], scores[scores > 0]
         links = self._links
@@ -321,70 +307,10 @@ class LocalShard:
         return Passage(doc.doc_id, doc.title, start, end, doc.text[start:end], float(score), highlight)
 
 
-def fusion_weights(p: SearchParams) -> list[float]:
-    """Weights of the six lists of ``LocalShard.final_lists``, in their order."""
-    return [p.chunk_dense, p.sentence_dense, p.bm25_same_language, p.bm25_cross_language, p.sentence_bm25,
-            p.bm25_translated]  # fmt: skip
-
-
-def penalised(hits: VectorHits, k: int, penalty: float) -> ScoredRows:
-    """The ``k`` best hits once ``penalty`` times their hubness is taken off their similarity.
-
-    The penalty can lift a row past others, which is why more hits were asked for than are kept.
-    """
-    kept = penalised_hits(hits, k, penalty)
-    return ScoredRows(kept.rows, kept.scores)
-
-
-def penalised_hits(hits: VectorHits, k: int, penalty: float) -> VectorHits:
-    """``penalised``, keeping every column of the hits."""
-    if not penalty:
-        return hits
-    scores = hits.scores - penalty * hits.hub
-    best_first = np.argsort(-scores, kind="stable")[:k]
-    ranges = (hits.first_chunk[best_first], hits.last_chunk[best_first]) if hits.first_chunk is not None else ()
-    return VectorHits(hits.rows[best_first], scores[best_first], hits.hub[best_first], *ranges)
-
-
-def best_per_passage(first: np.ndarray, last: np.ndarray, scores: np.ndarray) -> ScoredRows:
-    """Highest score among the sentences overlapping each passage, from each sentence's passage range."""
-    counts = np.maximum(last - first + 1, 0)
-    chunk_rows = np.repeat(first, counts) + _ranges(counts)
-    return max_by_group(chunk_rows, np.repeat(scores, counts))
-
-
-def top_k_with_zero(scores: np.ndarray, k: int, allowed: np.ndarray | None = None) -> ScoredRows:
-    """``top_k``'s positive rows, plus the first allowed zero row whenever there is one.
-
-    The merge across shards then decides, as ``top_k`` does over the whole index, whether a zero
-    row belongs in the list (fewer than k rows scored) and which (the first in the whole index).
-    """
-    ranked = top_k(scores, k, allowed)
-    positive = ranked.scores > 0
-    if len(ranked) and not positive.all():
-        return ranked
-    zeros = np.flatnonzero(scores <= 0)
-    if allowed is not None:
-        zeros = zeros[allowed[zeros]]
-    if not len(zeros):
-        return ranked
-    return ScoredRows(np.append(ranked.rows, zeros[0]), np.append(ranked.scores, 0.0))
-
-
 def _search(store: VectorStore, vector: np.ndarray, k: int, subset: IdSubset | None):
     if subset is None:
         return store.search(vector[None, :], k)
     return store.search_subset(vector, k, subset)
-
-
-def _no_hits(ranges: bool = False) -> VectorHits:
-    empty = np.zeros(0, dtype=np.int64)
-    return VectorHits(empty, np.zeros(0), np.zeros(0, dtype=np.float32), *((empty, empty) if ranges else ()))
-
-
-def _empty_lists() -> ShardLists:
-    empty = ScoredRows([], [])
-    return ShardLists(_no_hits(), _no_hits(True), empty, empty, empty, _no_hits(True))
 
 
 def _mask_or_false(mask: np.ndarray | bool) -> Rows:
@@ -393,13 +319,4 @@ def _mask_or_false(mask: np.ndarray | bool) -> Rows:
 
 def _ranges_of(first: np.ndarray, last: np.ndarray) -> list[np.ndarray]:
     counts = np.maximum(last - first + 1, 0)
-    return [np.repeat(first, counts) + _ranges(counts)]
-
-
-def _ranges(counts: np.ndarray) -> np.ndarray:
-    """0..c-1 for each count c, concatenated: [2, 3] -> [0, 1, 0, 1, 2]."""
-    if not len(counts):
-        return np.zeros(0, dtype=np.int64)
-    ends = np.cumsum(counts)
-    return np.arange(ends[-1]) - np.repeat(ends - counts, counts)
-
+    return [np.repeat(first, counts) + ranges(counts)]

@@ -29,9 +29,10 @@ from index.encoders import Encoder
 from index.errors import ClusterError, QAError, ShardUnavailableError
 from index.filters import AllowedRows, Filters
 from index.fusion import Ranked
+from index.hits import ShardLists
 from index.query import Passage, Query
 from index.searcher import Searcher, prefetched_passages
-from index.shard import LocalShard, ShardLists
+from index.shard import LocalShard
 from index.store import read_head, read_manifest, read_shard
 from service.backend import Answer, LocalBackend, answer, document
 from service.state import ServiceState

@@ -14,9 +14,9 @@ import pytest
 from index.builder import build_from_documents, build_index
 from index.evaluation.datasets import squad_documents
 from index.fusion import top_k
+from index.hits import top_k_with_zero
 from index.merging import merge_top
 from index.searcher import Searcher
-from index.shard import top_k_with_zero
 from index.shards import join_shards, shard_of, split_index
 from index.store import new_build_folder, read_index, read_shards, resolve_live, write_index
 from tests.conftest import ROOT, SHARED_EVAL, make_corpus, make_settings
