@@ -14,8 +14,8 @@ import pytest
 from index.builder import build_from_documents, build_index
 from index.evaluation.datasets import squad_documents
 from index.fusion import top_k
-from index.hits import top_k_with_zero
-from index.merging import merge_top
+from index.hits import VectorHits, top_k_with_zero
+from index.merging import best_sentence_of, merge_hits, merge_top
 from index.searcher import Searcher
 from index.shards import join_shards, shard_of, split_index
 from index.store import new_build_folder, read_index, read_shards, resolve_live, write_index
@@ -46,6 +46,24 @@ def test_merged_top_k_of_shards_is_the_top_k_of_the_whole(k):
         merged = merge_top(parts, k)
         assert merged.rows.tolist() == whole.rows.tolist()
         assert merged.scores.tolist() == whole.scores.tolist()
+
+
+def test_merged_vector_hits_are_the_best_of_all_shards_ties_by_row():
+    parts = [
+        VectorHits(np.array([4, 1]), np.array([0.9, 0.5], dtype=np.float32), np.array([0.1, 0.2], dtype=np.float32)),
+        VectorHits(np.array([2, 3]), np.array([0.7, 0.5], dtype=np.float32), np.array([0.3, 0.4], dtype=np.float32)),
+    ]
+    merged = merge_hits(parts, 3)
+    assert merged.rows.tolist() == [4, 2, 1] and merged.hub.tolist() == pytest.approx([0.1, 0.3, 0.2])
+    assert merged.scores.dtype == np.float32  # the penalty is then applied in the stores' precision
+
+
+def test_best_sentence_counts_only_sentences_overlapping_a_candidate():
+    # sentences: rows 0..2 with their passage ranges; a sentence over passages 1-2 reaches passage 2 too
+    terms = VectorHits(np.array([0, 1, 2]), np.array([3.0, 2.0, 5.0]), np.zeros(3, dtype=np.float32),
+                       np.array([0, 1, 4]), np.array([0, 2, 4]))  # fmt: skip
+    best = best_sentence_of([terms], np.array([1, 3]))
+    assert dict(best) == {1: 2.0, 2: 2.0}
 
 
 def test_a_sharded_build_has_one_manifest_and_rebuilds_incrementally(tmp_path, encoder):
