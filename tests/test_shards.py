@@ -124,6 +124,9 @@ def test_sharded_search_equals_unsharded_over_every_piaf_dev_question(piaf, enco
     write_index(data, folder, split_index(data, shards))
     sharded = Searcher.of_shards(read_shards(folder), encoder, settings.search)
     assert sharded.sharded and len(sharded.shards) == shards
+    fetches = []  # second round trips: final passages no shard sent along with its lists
+    for shard in sharded.shards:
+        shard.passages = _counted(shard.passages, fetches)
     filters = [None, {"topic": "x"}, {"published": {"gte": "2026-01-03", "lte": "2026-01-05"}}]
     compared = 0
     for at, query in enumerate(whole.encode(questions)):
@@ -134,6 +137,15 @@ def test_sharded_search_equals_unsharded_over_every_piaf_dev_question(piaf, enco
         assert np.allclose([p[-1] for p in got], [p[-1] for p in expected], atol=1e-5, rtol=0)
         compared += 1
     assert compared == len(questions) == 1683
+    assert len(fetches) < compared / 5, len(fetches)  # most questions need one round trip
+
+
+def _counted(passages, calls: list):
+    def counting(*args):
+        calls.append(args[0])
+        return passages(*args)
+
+    return counting
 
 
 def _answer(searcher: Searcher, query, filters) -> list[tuple]:
