@@ -23,8 +23,9 @@ from index.hubness import QuestionReference, carried_hubness, load_reference
 from index.language import detect_language
 from index.lexical import LexicalIndex
 from index.manifest import BuildSettings, Manifest, check_compatible
+from index.shards import join_shards, split_index
 from index.spans import SPLITTER, Span, chunk_spans, split_sentences
-from index.store import IndexData, build_lock, new_build_folder, publish, read_index, resolve_live, write_index
+from index.store import IndexData, build_lock, new_build_folder, publish, read_shards, resolve_live, write_index
 from index.tables import SpanTable
 from index.vectorstore import FaissVectorStore, VectorStore
 from index.vocabulary import assemble_vocabulary, corpus_words
@@ -119,7 +120,7 @@ def build_from_documents(
         data, reused, embedded = _assemble(documents, wanted, previous, embedder, settings, reference, show_progress)
         folder = new_build_folder(index_dir)
         try:
-            write_index(data, folder)
+            write_index(data, folder, split_index(data, settings.shards) if settings.shards > 1 else None)
             final = publish(folder, index_dir)
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
@@ -139,7 +140,7 @@ def build_from_documents(
 def _previous_index(index_dir: Path, wanted: BuildSettings) -> IndexData | None:
     """The live index when it can donate vectors, else None (a full build follows)."""
     try:
-        data = read_index(resolve_live(index_dir))
+        data = join_shards(read_shards(resolve_live(index_dir)))
         check_compatible(data.manifest.settings, wanted, index_dir)
         return data
     except IndexMismatchError as exc:

@@ -106,6 +106,14 @@ class Settings(BaseSettings):
     ann_threshold: int = Field(
         50_000, ge=1, description="Vector count above which FAISS switches to an approximate index."
     )
+    shards: int = Field(
+        1, ge=1, le=256, description="Shards a build splits the documents into (docs/cluster-serving.md); 1: one "
+        "index, as before.",
+    )
+    shard_timeout: float = Field(
+        5.0, gt=0, le=300, description="Seconds `qa serve --cluster` waits for a shard (a retry included) before "
+        "answering 503.",
+    )
     search: SearchParams = Field(default_factory=SearchParams)
     cluster: ClusterParams = Field(default_factory=ClusterParams)
     ranker: str | None = Field(None, description="Shorthand for QA_SEARCH__RANKER: 'on', 'off' or a ranker file.")

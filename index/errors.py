@@ -53,6 +53,10 @@ class SearchUnavailableError(QAError):
     """A search process stopped; the server is starting new ones."""
 
 
+class ShardUnavailableError(SearchUnavailableError):
+    """A shard of a cluster-served index did not answer in time, even on a second replica."""
+
+
 class InvalidFilterError(InvalidQueryError):
     """A metadata filter names a field no document has, or holds a malformed value."""
 

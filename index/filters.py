@@ -125,12 +125,10 @@ class DocumentColumns:
         self.published = np.array([_timestamp(doc.metadata.get("published")) for doc in documents])
         self.fields = set(BUILT_IN).union(*(doc.metadata for doc in documents))
 
-    def allowed(self, filters: Filters) -> np.ndarray:
-        """A boolean mask over document rows; InvalidFilterError for a field no document has."""
-        for name in filters.fields():
-            if name not in self.fields:
-                known = ", ".join(sorted(self.fields))
-                raise InvalidFilterError(f"unknown filter field {name!r}: no indexed document has it (fields: {known})")
+    def allowed(self, filters: Filters, strict: bool = True) -> np.ndarray:
+        """A boolean mask over document rows; InvalidFilterError for a field no document has (``strict``)."""
+        if strict:
+            check_fields(filters, self.fields)
         mask = np.ones(len(self.documents), dtype=bool)
         if filters.doc_ids is not None:
             mask &= np.isin(self.doc_ids, list(filters.doc_ids))
@@ -152,6 +150,14 @@ class DocumentColumns:
         return np.fromiter(
             (_matches(doc.metadata.get(name), values) for doc in self.documents), dtype=bool, count=len(self.documents)
         )
+
+
+def check_fields(filters: Filters, fields: set[str]) -> None:
+    """InvalidFilterError for a filter on a field outside ``fields`` (every field some document has)."""
+    for name in filters.fields():
+        if name not in fields:
+            known = ", ".join(sorted(fields))
+            raise InvalidFilterError(f"unknown filter field {name!r}: no indexed document has it (fields: {known})")
 
 
 def _matches(value: Any, values: set[str]) -> bool:

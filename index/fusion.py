@@ -60,6 +60,11 @@ def top_k(scores: np.ndarray, k: int, allowed: np.ndarray | None = None) -> Scor
     k = min(k, len(rows))
     values = scores[rows]
     part = np.argpartition(-values, k - 1)[:k]
+    kth = values[part].min()
+    if (values == kth).sum() > (values[part] == kth).sum():
+        # Ties at the cut: argpartition keeps any of them, the lowest rows are kept instead (as shards merge).
+        above = np.flatnonzero(values > kth)
+        part = np.concatenate([above, np.flatnonzero(values == kth)[: k - len(above)]])
     order = rows[part[np.lexsort((rows[part], -values[part]))]]
     return ScoredRows(order, scores[order])
 

@@ -14,6 +14,7 @@ Two analyzers turn text into terms:
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import re
@@ -201,6 +202,27 @@ class LexicalIndex:
         column_ends = indptr[1:-1] - 1  # from the last row of one term to the first of the next may go down
         increasing[column_ends[(column_ends >= 0) & (column_ends < len(increasing))]] = True
         return bool(increasing.all())
+
+    def subset(self, rows: np.ndarray) -> LexicalIndex:
+        """The index of ``rows`` only (sorted), keeping this index's term statistics.
+
+        bm25s stores each (term, row) score with the corpus-wide idf and average
+        length already applied, so slicing rows out of its matrix gives a shard
+        whose passages score exactly as they do in the whole index.
+        """
+        rows = np.asarray(rows, dtype=np.int64)
+        data, indices, indptr = (np.asarray(self._model.scores[key]) for key in ("data", "indices", "indptr"))
+        at = np.searchsorted(rows, indices).clip(max=max(len(rows) - 1, 0))
+        keep = rows[at] == indices if len(rows) else np.zeros(len(indices), dtype=bool)
+        kept_before = np.concatenate(([0], np.cumsum(keep)))
+        model = copy.copy(self._model)
+        model.scores = {
+            "data": data[keep],
+            "indices": at[keep].astype(indices.dtype),
+            "indptr": kept_before[indptr].astype(indptr.dtype),
+            "num_docs": len(rows),
+        }
+        return LexicalIndex(model, self.langs, self.analyzer)
 
     def save(self, folder: Path) -> None:
         self._model.save(str(folder), show_progress=False)

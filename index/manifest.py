@@ -38,9 +38,13 @@ class Manifest:
     created_at: str
     files: dict[str, str] = field(default_factory=dict)  # relative path -> sha256
     format: int = FORMAT_VERSION
+    shards: int = 1  # documents split by index.shards.shard_of into this many shard folders
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), ensure_ascii=False, indent=1, sort_keys=True)
+        fields = asdict(self)
+        if self.shards == 1:
+            del fields["shards"]  # an unsharded manifest stays as earlier versions wrote and read it
+        return json.dumps(fields, ensure_ascii=False, indent=1, sort_keys=True)
 
     @classmethod
     def from_json(cls, raw: str, where: Path) -> Manifest:

@@ -3,71 +3,35 @@
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from index.candidates import Candidates, QueryTerms, candidates
 from index.config import SearchParams
+from index.corpus import Document
 from index.encoders import Encoder
-from index.errors import DocumentNotFoundError, IndexMismatchError, InvalidQueryError
-from index.filters import AllowedRows, DocumentColumns, Filters, parse_filters
-from index.fusion import (
-    Ranked,
-    ScoredRows,
-    best,
-    candidate_rows,
-    max_by_group,
-    sorted_unique,
-    top_k,
-    weighted_fusion,
-)
-from index.highlight import pick_sentence
+from index.errors import IndexMismatchError, InvalidQueryError
+from index.filters import AllowedRows, Filters, check_fields, parse_filters
+from index.fusion import Ranked, best, candidate_rows, weighted_fusion
+from index.hits import ShardLists, best_per_passage, fusion_weights, penalised, penalised_hits
 from index.language import detect_language
-from index.lexical import tokenize_query
-from index.manifest import REBUILD_HINT
+from index.manifest import REBUILD_HINT, Manifest
+from index.merging import best_sentence_of, merge_hits, merge_top
+from index.query import Highlight, Passage, Query
 from index.ranker import RERANK_DEPTH, load_ranker
+from index.shard import OVERSAMPLE, LocalShard
+from index.shards import passage_owners, shard_of
 from index.store import IndexData
-from index.tables import SpanTable, link_spans
 from index.translation import Translator
-from index.vectorstore import IdSubset, VectorStore
 
-OVERSAMPLE = 3  # rows asked of a vector store per row kept, when the hubness penalty may reorder them
-FILTERS_KEPT = 16  # distinct filters whose allowed rows a searcher keeps (up to ~16 MB each with their vectors)
+__all__ = ["OVERSAMPLE", "Highlight", "Passage", "Query", "SearchResult", "Searcher", "Shard", "StageTimes"]
+
 Filter = Mapping[str, Any] | None  # the ``filters`` object of POST /ask (index.filters)
-
-
-@dataclass(frozen=True)
-class Highlight:
-    start: int
-    end: int
-    text: str
-
-
-@dataclass(frozen=True)
-class Passage:
-    doc_id: str
-    title: str
-    start: int
-    end: int
-    text: str
-    score: float
-    highlight: Highlight
-
-
-@dataclass(frozen=True)
-class Query:
-    """A question ready to search: its language, its vector, and its words' translations."""
-
-    text: str
-    lang: str
-    vector: np.ndarray
-    translations: dict[str, list[str]]  # other document language -> stems of the question words' translations
-    allowed: AllowedRows | None = None  # the rows a filter keeps; None: every row
 
 
 @dataclass
@@ -80,6 +44,24 @@ class StageTimes:
     highlight: float = 0.0
 
 
+class Shard(Protocol):
+    """A part of the index a searcher asks for ranked lists and passages: in this process, or a Ray deployment."""
+
+    def fields(self) -> set[str]: ...
+
+    def chunk_rows(self) -> np.ndarray: ...
+
+    def document(self, doc_id: str) -> Document: ...
+
+    def allowed(self, parsed: Filters) -> AllowedRows: ...
+
+    def final_lists(self, query: Query) -> list[Ranked]: ...
+
+    def retrieve(self, query: Query) -> ShardLists: ...
+
+    def passages(self, rows: list[int], query: Query, scores: list[float]) -> list[Passage]: ...
+
+
 @dataclass(frozen=True)
 class SearchResult:
     question: str
@@ -90,9 +72,17 @@ class SearchResult:
 
 
 class Searcher:
-    """Immutable view of one loaded index plus the encoder that built it."""
+    """Immutable view of one loaded index, whole or in shards, plus the encoder that built it.
 
-    def __init__(self, data: IndexData, encoder: Encoder, params: SearchParams | None = None) -> None:
+    The searcher encodes the question, asks each shard for its ranked lists, merges them when there
+    are several (index.merging), fuses them, then asks the shards holding the best passages for
+    their text and highlight. An unsharded index is one ``LocalShard`` whose lists need no merging.
+    """
+
+    def __init__(
+        self, data: IndexData, encoder: Encoder, params: SearchParams | None = None, shards: list[Shard] | None = None
+    ) -> None:
+        """``data``: the whole index, or (with ``shards``) any part giving the manifest, vocabulary and folder."""
         if encoder.dim != data.manifest.settings.dim:
             raise IndexMismatchError(
                 f"index vectors have {data.manifest.settings.dim} dimensions but encoder "
@@ -101,43 +91,61 @@ class Searcher:
         self.data = data
         self.encoder = encoder
         self.params = params or SearchParams()
-        self._links = link_spans(data.chunks, data.sentences)
-        self._doc_rows = {doc.doc_id: row for row, doc in enumerate(data.documents)}
-        self._doc_langs = np.array(data.doc_langs)
-        self._same_rows: dict[str, np.ndarray | bool] = {}
+        self.shards: list[Shard] = shards or [LocalShard(data, self.params)]
         self._translator = Translator(data.vocabulary)
         self._has_hubness = bool(data.manifest.settings.reference)
-        self._columns: DocumentColumns | None = None
-        self._allowed: OrderedDict[Filters, AllowedRows] = OrderedDict()
+        self._fields: set[str] | None = None
+        self._owners: np.ndarray | None = None  # shard of each passage row, when sharded
         self.ranker = load_ranker(self.params.ranker, data.manifest.settings.model)
+        if self.ranker is not None and self.sharded:
+            raise IndexMismatchError(
+                "the learned ranker works on an unsharded index only: set QA_RANKER=off, or rebuild with --shards 1"
+            )
+
+    @classmethod
+    def of_shards(cls, parts: list[IndexData], encoder: Encoder, params: SearchParams | None = None) -> Searcher:
+        """A searcher over the shards of ``index.store.read_shards``, each searched in this process."""
+        params = params or SearchParams()
+        if len(parts) == 1 and parts[0].global_rows is None:
+            return cls(parts[0], encoder, params)
+        return cls(parts[0], encoder, params, [LocalShard(part, params, strict_fields=False) for part in parts])
+
+    @property
+    def sharded(self) -> bool:
+        return len(self.shards) > 1
 
     @property
     def model(self) -> str:
         return self.data.manifest.settings.model
 
-    def document(self, doc_id: str):
+    @property
+    def manifest(self) -> Manifest:
+        return self.data.manifest
+
+    @property
+    def folder(self) -> Path | None:
+        return self.data.folder
+
+    def document(self, doc_id: str) -> Document:
         """The indexed document with this id."""
-        row = self._doc_rows.get(doc_id)
-        if row is None:
-            raise DocumentNotFoundError(f"no document with id {doc_id!r} in the index")
-        return self.data.documents[row]
+        return self.shards[shard_of(doc_id, len(self.shards)) if self.sharded else 0].document(doc_id)
 
     def search(self, question: str, k: int = 5, filters: Filter = None) -> SearchResult:
         """The ``k`` passages that best answer ``question``, best first, from the documents ``filters`` allows."""
         began = time.perf_counter()
-        question, allowed = _checked(question, k), self.allowed(filters)
-        return self._answer(_restricted(self.encode([question])[0], allowed), k, began)
+        question, restrict = _checked(question, k), self._restriction(filters)
+        return self._answer(restrict(self.encode([question])[0]), k, began)
 
     def search_many(
         self, questions: list[str], k: int = 5, show_progress: bool = False, filters: Filter = None
     ) -> list[SearchResult]:
         """``search`` for many questions, encoding them in one batch (``took_ms`` then excludes encoding)."""
         cleaned = [_checked(question, k) for question in questions]
-        allowed = self.allowed(filters)
+        restrict = self._restriction(filters)
         if not cleaned:
             return []
         queries = tqdm(self.encode(cleaned), desc="Searching", unit="q", disable=not show_progress)
-        return [self._answer(_restricted(query, allowed), k, time.perf_counter()) for query in queries]
+        return [self._answer(restrict(query), k, time.perf_counter()) for query in queries]
 
     def search_batch(self, requests: Sequence[tuple[str, int] | tuple[str, int, Filter]]) -> list[SearchResult]:
         """``search`` for several (question, k) or (question, k, filters) with one encoder call for all of them.
@@ -147,31 +155,40 @@ class Searcher:
         ``took_ms`` counts the shared encoding plus that question's own search.
         """
         began = time.perf_counter()
-        cleaned = [(_checked(q, k), k, self.allowed(rest[0] if rest else None)) for q, k, *rest in requests]
+        cleaned = [(_checked(q, k), k, self._restriction(rest[0] if rest else None)) for q, k, *rest in requests]
         if not cleaned:
             return []
         queries = self.encode([question for question, _, _ in cleaned])
         encoding = time.perf_counter() - began
         return [
-            self._answer(_restricted(query, allowed), k, time.perf_counter() - encoding)
-            for query, (_, k, allowed) in zip(queries, cleaned, strict=True)
+            self._answer(restrict(query), k, time.perf_counter() - encoding)
+            for query, (_, k, restrict) in zip(queries, cleaned, strict=True)
         ]
 
     def allowed(self, filters: Filter) -> AllowedRows | None:
-        """The rows ``filters`` keeps (None: no filter); InvalidFilterError for an unknown field or a bad date."""
+        """The rows ``filters`` keeps (None: no filter); InvalidFilterError for an unknown field or a bad date.
+
+        Unsharded only: each shard of a sharded index resolves a filter to its own rows.
+        """
+        parsed = parse_filters(filters)
+        return None if parsed is None else self.shards[0].allowed(parsed)
+
+    def _restriction(self, filters: Filter) -> Callable[[Query], Query]:
+        """What restricts a query to the documents ``filters`` allows (checked here, before any search)."""
         parsed = parse_filters(filters)
         if parsed is None:
-            return None
-        if parsed in self._allowed:
-            self._allowed.move_to_end(parsed)
-            return self._allowed[parsed]
-        if self._columns is None:
-            self._columns = DocumentColumns(self.data.documents, self.data.doc_langs)
-        rows = AllowedRows.of(self._columns.allowed(parsed), self.data.chunks, self.data.sentences)
-        self._allowed[parsed] = rows
-        while len(self._allowed) > FILTERS_KEPT:
-            self._allowed.popitem(last=False)
-        return rows
+            return _unchanged
+        if not self.sharded:
+            allowed = self.shards[0].allowed(parsed)
+            return lambda query: replace(query, allowed=allowed, filters=parsed)
+        check_fields(parsed, self.fields())
+        return lambda query: replace(query, filters=parsed)
+
+    def fields(self) -> set[str]:
+        """Every filterable field of the index: the built-in ones and any document's metadata keys."""
+        if self._fields is None:
+            self._fields = set().union(*(shard.fields() for shard in self.shards))
+        return self._fields
 
     def encode(self, questions: Sequence[str]) -> list[Query]:
         """Questions as ``Query`` objects: their vectors, languages and translated terms."""
@@ -197,10 +214,11 @@ class Searcher:
 
     def _answer(self, query: Query, k: int, began: float) -> SearchResult:
         stages = StageTimes(encode=time.perf_counter() - began)
+        if self.sharded:
+            query = replace(query, prefetch=k, prefetched={})
         ranked = self.rank(query, k, stages)
         lap = time.perf_counter()
-        terms: dict[str, dict[str, float]] = {}  # question terms and their weights per document language
-        passages = [self._passage(row, score, query, terms) for row, score in ranked]
+        passages = self.passages(ranked, query)
         ended = time.perf_counter()
         stages.highlight = ended - lap
         return SearchResult(query.text, passages, (ended - began) * 1000, query.lang, stages)
@@ -235,166 +253,85 @@ class Searcher:
             translated=[term for stems in query.translations.values() for term in stems],
             prefixes=self.data.cognates.query_terms(query.text, query.lang),
         )
-        return candidates(self.data, self._links, self.params, query.vector, query.lang, terms, lists, fused, depth)
+        shard = self.shards[0]  # the ranker runs on unsharded indexes only (see __init__)
+        return candidates(shard.data, shard.links, self.params, query.vector, query.lang, terms, lists, fused, depth)
 
     def retrieve(self, query: Query) -> list[Ranked]:
-        """The six ranked lists, in the order of ``fuse``'s weights.
+        """The six ranked lists, in the order of ``fuse``'s weights (see ``LocalShard.final_lists``).
 
-        Passage vectors, best sentence vectors (both less their question
-        hubness, see ``_nearest``), then BM25: stemmed passages and
-        best stemmed sentence for documents in the question's language; word
-        prefixes, and the stems of the question words' translations, for
-        documents in other languages. A list with no document of its kind is
-        left empty without being computed.
+        Shards' raw lists are merged first, then the hubness penalty is applied, as over the whole index.
         """
+        if not self.sharded:
+            return self.shards[0].final_lists(query)
+        return self.merge(self.shard_lists(query))
+
+    def shard_lists(self, query: Query) -> list[ShardLists]:
+        """Every shard's raw lists (a cluster searcher asks its shards in parallel)."""
+        remote = replace(query, allowed=None, prefetched={})
+        return self.prefetched([shard.retrieve(remote) for shard in self.shards], query)
+
+    @staticmethod
+    def prefetched(parts: list[ShardLists], query: Query) -> list[ShardLists]:
+        """``parts``, once the passages they carry are kept in ``query.prefetched``."""
+        for part in parts:
+            query.prefetched.update(part.passages)
+        return parts
+
+    def merge(self, parts: list[ShardLists]) -> list[Ranked]:
+        """The six lists of the whole index from each shard's raw lists."""
         p = self.params
-        question, lang, allowed = query.text, query.lang, query.allowed
-        if allowed is not None and not allowed.count:
-            return [{} for _ in range(6)]  # the filter keeps no passage
-        data, vector = self.data, query.vector
-        chunk_ids, sentence_ids = (allowed.chunk_ids, allowed.sentence_ids) if allowed else (None, None)
-        dense = self._nearest(data.chunk_vectors, data.chunks, data.chunk_hubness, vector, p.pool, chunk_ids)
-        nearest = self._nearest(
-            data.sentence_vectors, data.sentences, data.sentence_hubness, vector, p.sentence_pool, sentence_ids
+        penalty = p.hub_penalty if self._has_hubness else 0.0
+        wanted = OVERSAMPLE if penalty else 1
+        dense = penalised(merge_hits([part.dense for part in parts], p.pool * wanted), p.pool, penalty)
+        nearest = merge_hits([part.sentences for part in parts], p.sentence_pool * wanted)
+        kept = penalised_hits(nearest, p.sentence_pool, penalty)
+        sentences = best_per_passage(kept.first_chunk, kept.last_chunk, kept.scores)
+        lexical, cognates, translated = (
+            merge_top([getattr(part, name) for part in parts], p.pool) for name in ("lexical", "cognates", "translated")
         )
-        sentences = self._best_per_passage(nearest.rows, nearest.scores)
-        same, other = self._language_rows(lang, allowed)
-        lexical: Ranked = {}
-        cognates: Ranked = {}
-        translated: Ranked = {}
-        if same is not False:
-            lexical = top_k(self.data.lexical.scores(question, lang), p.pool, allowed=same)
-        if other is not False:
-            across = self.data.cognates if p.cross_language_terms == "prefixes" else self.data.lexical
-            cognates = top_k(across.scores(question, lang), p.pool, allowed=other)
-            terms = [term for stems in query.translations.values() for term in stems]
-            if terms:
-                scores = self.data.lexical.scores_of_terms(terms)
-                translated = top_k(scores, p.pool, allowed=other)
         best_sentence: Ranked = {}
         if p.sentence_bm25:
-            best_sentence = self._sentence_bm25(question, lang, [dense, sentences, lexical], same)
+            candidates = candidate_rows([dense, sentences, lexical])
+            best_sentence = best_sentence_of([part.sentence_terms for part in parts], candidates)
         return [dense, sentences, lexical, cognates, best_sentence, translated]
 
     def fuse(self, lists: list[Ranked]) -> Ranked:
         """Weighted sum of the min-max normalised lists of ``retrieve``."""
-        p = self.params
-        weights = [
-            p.chunk_dense, p.sentence_dense, p.bm25_same_language, p.bm25_cross_language, p.sentence_bm25,
-            p.bm25_translated,
-        ]  # fmt: skip
-        return weighted_fusion(lists, weights)
+        return weighted_fusion(lists, fusion_weights(self.params))
 
-    def _same_language_rows(self, lang: str) -> np.ndarray | bool:
-        """Passage rows whose document is in ``lang``: a mask, or True / False when all / none are."""
-        if lang not in self._same_rows:
-            mask = self._doc_langs[self.data.chunks.doc] == lang
-            self._same_rows[lang] = True if mask.all() else False if not mask.any() else mask
-        return self._same_rows[lang]
+    def passages(self, ranked: list[tuple[int, float]], query: Query) -> list[Passage]:
+        """The passages of ranked (row, score) pairs, from the shards that hold them, in ranked order."""
+        if not self.sharded:
+            return self.shards[0].passages([row for row, _ in ranked], query, [score for _, score in ranked])
+        owners = self.owners([row for row, _ in ranked])
+        out = prefetched_passages(ranked, query)
+        remote = replace(query, allowed=None, prefetched={})
+        for number, shard in enumerate(self.shards):
+            mine = [(at, row, score) for at, (row, score) in enumerate(ranked) if owners[at] == number]
+            mine = [(at, row, score) for at, row, score in mine if at not in out]
+            if mine:
+                found = shard.passages([row for _, row, _ in mine], remote, [score for _, _, score in mine])
+                out.update((at, passage) for (at, _, _), passage in zip(mine, found, strict=True))
+        return [out[at] for at in range(len(ranked))]
 
-    def _language_rows(self, lang: str, allowed: AllowedRows | None) -> tuple[Rows, Rows]:
-        """Allowed passage rows in ``lang`` and in other languages, each a mask, None (every row) or False (none).
-
-        Computed once per language and filter: BM25 masks its scores with them.
-        """
-        if allowed is not None and lang in allowed.by_language:
-            return allowed.by_language[lang]
-        same = self._same_language_rows(lang)
-        if allowed is None:
-            mixed = isinstance(same, np.ndarray)
-            return (same if mixed else None if same else False), (~same if mixed else False if same else None)
-        if isinstance(same, np.ndarray):
-            in_lang, out_lang = allowed.chunks & same, allowed.chunks & ~same
-        else:
-            in_lang, out_lang = (allowed.chunks, False) if same else (False, allowed.chunks)
-        pair = (_mask_or_false(in_lang), _mask_or_false(out_lang))
-        allowed.by_language[lang] = pair
-        return pair
-
-    def _nearest(
-        self,
-        store: VectorStore,
-        table: SpanTable,
-        hub: np.ndarray,
-        vector: np.ndarray,
-        k: int,
-        subset: IdSubset | None = None,
-    ) -> ScoredRows:
-        """The ``k`` rows of ``table`` most similar to ``vector``, less ``hub_penalty`` times their hubness.
-
-        The penalty can lift a row past others, so the store is asked for
-        ``OVERSAMPLE`` times more rows than are kept. With a ``subset``, only
-        its rows are searched (``VectorStore.search_subset``).
-        """
-        penalty = self.params.hub_penalty if self._has_hubness else 0.0
-        wanted = k * OVERSAMPLE if penalty else k
-        if subset is None:
-            scores, ids = store.search(vector[None, :], wanted)
-        else:
-            scores, ids = store.search_subset(vector, wanted, subset)
-        valid = ids[0] >= 0
-        rows, scores = table.rows_of_ids(ids[0][valid]), scores[0][valid]
-        if penalty:
-            scores = scores - penalty * hub[rows]
-            best_first = np.argsort(-scores, kind="stable")[:k]
-            rows, scores = rows[best_first], scores[best_first]
-        return ScoredRows(rows, scores)
-
-    def _sentence_bm25(self, question: str, lang: str, lists: list[Ranked], same: Rows) -> Ranked:
-        """Best stemmed-BM25 sentence of each candidate passage among the allowed rows ``same`` (in the question's
-        language; None: every row).
-
-        A re-ranking signal: only the sentences of passages that another list
-        found are scored, so its cost does not grow with the index.
-        """
-        if same is False:
-            return {}
-        candidates = candidate_rows(lists)
-        if same is not None:
-            candidates = candidates[same[candidates]]
-        first = self._links.chunk_first_sentence[candidates]
-        counts = np.maximum(self._links.chunk_last_sentence[candidates] - first + 1, 0)
-        rows = sorted_unique(np.repeat(first, counts) + _ranges(counts))
-        scores = self.data.sentence_lexical.scores_of_rows(question, lang, rows)
-        return self._best_per_passage(rows[scores > 0], scores[scores > 0])
-
-    def _best_per_passage(self, sentence_rows: np.ndarray, scores: np.ndarray) -> Ranked:
-        """Highest score among the sentences of each passage (a sentence may overlap two passages)."""
-        first = self._links.sentence_first_chunk[sentence_rows]
-        last = self._links.sentence_last_chunk[sentence_rows]
-        counts = np.maximum(last - first + 1, 0)
-        chunk_rows = np.repeat(first, counts) + _ranges(counts)
-        return max_by_group(chunk_rows, np.repeat(scores, counts))
-
-    def _passage(self, row: int, score: float, query: Query, terms: dict[str, dict[str, float]]) -> Passage:
-        chunks, sentences = self.data.chunks, self.data.sentences
-        doc_row = int(chunks.doc[row])
-        doc, doc_lang = self.data.documents[doc_row], self.data.doc_langs[doc_row]
-        start, end = int(chunks.start[row]), int(chunks.end[row])
-        first, last = self._links.chunk_first_sentence[row], self._links.chunk_last_sentence[row]
-        sentence_rows = np.arange(first, last + 1)
-        vectors = self.data.sentence_vectors.get(sentences.ids[sentence_rows])
-        spans = [(int(sentences.start[r]), int(sentences.end[r])) for r in sentence_rows]
-        if doc_lang not in terms:
-            translated = query.translations.get(doc_lang, [])
-            words = {*tokenize_query(query.text, query.lang, [doc_lang]), *translated}
-            terms[doc_lang] = self.data.sentence_lexical.term_weights(words)
-        hubness = self.data.sentence_hubness[sentence_rows]
-        similarities = vectors @ query.vector
-        h_start, h_end = pick_sentence(doc.text, (start, end), spans, similarities, hubness, terms[doc_lang], doc_lang)
-        highlight = Highlight(h_start, h_end, doc.text[h_start:h_end])
-        return Passage(doc.doc_id, doc.title, start, end, doc.text[start:end], float(score), highlight)
+    def owners(self, rows: list[int]) -> np.ndarray:
+        """The shard holding each passage row."""
+        if self._owners is None:
+            self._owners = passage_owners([shard.chunk_rows() for shard in self.shards])
+        return self._owners[np.asarray(rows, dtype=np.int64)]
 
 
-Rows = np.ndarray | bool | None  # a row mask; None: every row; False: no row
+def prefetched_passages(ranked: list[tuple[int, float]], query: Query) -> dict[int, Passage]:
+    """The ranked passages the shards sent along with their lists (see ``Query.prefetch``), by rank."""
+    return {
+        at: replace(query.prefetched[row], score=float(score))
+        for at, (row, score) in enumerate(ranked)
+        if row in query.prefetched
+    }
 
 
-def _mask_or_false(mask: np.ndarray | bool) -> Rows:
-    return False if isinstance(mask, np.ndarray) and not mask.any() else mask
-
-
-def _restricted(query: Query, allowed: AllowedRows | None) -> Query:
-    return query if allowed is None else replace(query, allowed=allowed)
+def _unchanged(query: Query) -> Query:
+    return query
 
 
 def _checked(question: str, k: int) -> str:
@@ -405,11 +342,3 @@ def _checked(question: str, k: int) -> str:
     if k < 1:
         raise InvalidQueryError("k must be at least 1")
     return question
-
-
-def _ranges(counts: np.ndarray) -> np.ndarray:
-    """0..c-1 for each count c, concatenated: [2, 3] -> [0, 1, 0, 1, 2]."""
-    if not len(counts):
-        return np.zeros(0, dtype=np.int64)
-    ends = np.cumsum(counts)
-    return np.arange(ends[-1]) - np.repeat(ends - counts, counts)

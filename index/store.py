@@ -19,13 +19,13 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from index.corpus import Document
-from index.errors import BuildInProgressError, IndexCorruptError, IndexMissingError
+from index.errors import BuildInProgressError, IndexCorruptError, IndexMismatchError, IndexMissingError
 from index.lexical import LexicalIndex
 from index.manifest import MANIFEST_FILE, REBUILD_HINT, Manifest, checksum_folder, verify_files
 from index.tables import SpanTable
@@ -53,6 +53,8 @@ class IndexData:
     chunk_hubness: np.ndarray  # per passage row, its question hubness (index.hubness; zeros without a reference)
     sentence_hubness: np.ndarray  # per sentence row
     folder: Path | None = None
+    # A shard's rows in the whole index (index.shards): documents, passages, sentences; None when unsharded
+    global_rows: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def lexical_parts(self) -> dict[str, LexicalIndex]:
         """The BM25 indexes by the folder name they are stored under."""
@@ -104,8 +106,36 @@ def new_build_folder(index_dir: Path) -> Path:
     return folder
 
 
-def write_index(data: IndexData, folder: Path) -> None:
-    """Write every part of ``data`` into ``folder``; the manifest goes last, with checksums."""
+def write_index(data: IndexData, folder: Path, shards: list[IndexData] | None = None) -> None:
+    """Write every part of ``data`` into ``folder``; the manifest goes last, with checksums.
+
+    With ``shards`` (index.shards.split_index), each shard's parts go to ``shards/NNN`` instead, and
+    the vocabulary and the one manifest stay at the top.
+    """
+    if shards is None:
+        write_parts(data, folder)
+    else:
+        for number, shard in enumerate(shards):
+            part = shard_folder(folder, number)
+            part.mkdir(parents=True)
+            write_parts(shard, part)
+            (part / "rows").mkdir()
+            for name, rows in zip(("documents", "chunks", "sentences"), shard.global_rows, strict=True):
+                np.save(part / "rows" / f"{name}.npy", rows.astype(np.int64), allow_pickle=False)
+        data.manifest.shards = len(shards)
+    (folder / "vocabulary").mkdir()
+    data.vocabulary.save(folder / "vocabulary")
+    data.manifest.files = checksum_folder(folder)
+    (folder / MANIFEST_FILE).write_text(data.manifest.to_json(), encoding="utf-8")
+    _fsync_tree(folder)
+
+
+def shard_folder(folder: Path, number: int) -> Path:
+    return folder / "shards" / f"{number:03d}"
+
+
+def write_parts(data: IndexData, folder: Path) -> None:
+    """Documents, tables, vector stores, BM25 and hubness of ``data`` (all but vocabulary and manifest)."""
     _write_documents(folder / "documents.jsonl", data.documents, data.doc_langs)
     data.chunks.save(folder, "chunks")
     data.sentences.save(folder, "sentences")
@@ -115,14 +145,9 @@ def write_index(data: IndexData, folder: Path) -> None:
     for name, lexical in data.lexical_parts().items():
         (folder / name).mkdir()
         lexical.save(folder / name)
-    (folder / "vocabulary").mkdir()
-    data.vocabulary.save(folder / "vocabulary")
     (folder / "hubness").mkdir()
     for name, values in (("chunks", data.chunk_hubness), ("sentences", data.sentence_hubness)):
         np.save(folder / "hubness" / f"{name}.npy", values.astype(np.float32), allow_pickle=False)
-    data.manifest.files = checksum_folder(folder)
-    (folder / MANIFEST_FILE).write_text(data.manifest.to_json(), encoding="utf-8")
-    _fsync_tree(folder)
 
 
 def publish(folder: Path, index_dir: Path) -> Path:
@@ -153,10 +178,84 @@ def read_manifest(folder: Path) -> Manifest:
 
 
 def read_index(folder: Path, verify: bool = True) -> IndexData:
-    """Load a build folder; with ``verify``, every file must match its manifest checksum."""
+    """Load an unsharded build folder; with ``verify``, every file must match its manifest checksum.
+
+    A sharded build is loaded by ``read_shards`` (or joined into one by ``index.shards.join_shards``).
+    """
     manifest = read_manifest(folder)
+    if manifest.shards != 1:
+        raise IndexMismatchError(f"index at {folder} has {manifest.shards} shards: load it with read_shards")
     if verify:
         verify_files(folder, manifest)
+    vocabulary = _read_vocabulary(folder)
+    data = read_parts(folder, manifest, vocabulary)
+    if len(data.chunks) != manifest.counts.get("chunks") or len(data.documents) != manifest.counts.get("documents"):
+        raise IndexCorruptError(f"index at {folder} does not match its manifest counts: {REBUILD_HINT}")
+    return data
+
+
+def read_shards(folder: Path, verify: bool = True) -> list[IndexData]:
+    """Every shard of a build folder, each with its rows in the whole index (one shard when unsharded)."""
+    manifest = read_manifest(folder)
+    if manifest.shards == 1:
+        return [read_index(folder, verify)]
+    if verify:
+        verify_files(folder, manifest)
+    vocabulary = _read_vocabulary(folder)
+    shards = [read_shard(folder, number, verify=False) for number in range(manifest.shards)]
+    for shard in shards:
+        shard.vocabulary = vocabulary
+    if sum(len(shard.chunks) for shard in shards) != manifest.counts.get("chunks"):
+        raise IndexCorruptError(f"index at {folder} does not match its manifest counts: {REBUILD_HINT}")
+    return shards
+
+
+def read_shard(folder: Path, number: int, verify: bool = True) -> IndexData:
+    """One shard of a build folder (a shard replica's whole load), checked against its part of the manifest.
+
+    Its vocabulary is left empty: the searcher holds the index's.
+    """
+    manifest = read_manifest(folder)
+    if manifest.shards == 1:
+        return read_index(folder, verify)
+    if not 0 <= number < manifest.shards:
+        raise IndexMismatchError(f"index at {folder} has {manifest.shards} shards, not a shard {number}")
+    part = shard_folder(folder, number)
+    if verify:
+        prefix = part.relative_to(folder).as_posix() + "/"
+        mine = {rel: digest for rel, digest in manifest.files.items() if rel.startswith(prefix)}
+        verify_files(folder, replace(manifest, files=mine))
+    shard = read_parts(part, manifest, Vocabulary({}, {}))
+    try:
+        shard.global_rows = tuple(
+            np.load(part / "rows" / f"{name}.npy", allow_pickle=False) for name in ("documents", "chunks", "sentences")
+        )
+    except (OSError, ValueError) as exc:
+        raise IndexCorruptError(f"shard {number} of the index at {folder} is damaged: {REBUILD_HINT}") from exc
+    shard.folder = folder
+    return shard
+
+
+def read_head(folder: Path) -> IndexData:
+    """What a searcher whose shards live elsewhere needs of a build: manifest, vocabulary and folder."""
+    manifest = read_manifest(folder)
+    words = {rel: digest for rel, digest in manifest.files.items() if rel.startswith("vocabulary/")}
+    verify_files(folder, replace(manifest, files=words))
+    empty = SpanTable.empty()
+    none = np.zeros(0, dtype=np.float32)
+    return IndexData(manifest, [], [], empty, empty, None, None, None, None, None, _read_vocabulary(folder), none,
+                     none, folder)  # type: ignore[arg-type]  # fmt: skip
+
+
+def _read_vocabulary(folder: Path) -> Vocabulary:
+    try:
+        return Vocabulary.load(folder / "vocabulary")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise IndexCorruptError(f"index at {folder} is damaged ({type(exc).__name__}): {REBUILD_HINT}") from exc
+
+
+def read_parts(folder: Path, manifest: Manifest, vocabulary: Vocabulary) -> IndexData:
+    """The parts ``write_parts`` wrote into ``folder``."""
     try:
         documents, langs = _read_documents(folder / "documents.jsonl")
         data = IndexData(
@@ -170,7 +269,7 @@ def read_index(folder: Path, verify: bool = True) -> IndexData:
             lexical=LexicalIndex.load(folder / "bm25"),
             cognates=LexicalIndex.load(folder / "bm25-cognates"),
             sentence_lexical=LexicalIndex.load(folder / "bm25-sentences"),
-            vocabulary=Vocabulary.load(folder / "vocabulary"),
+            vocabulary=vocabulary,
             chunk_hubness=np.load(folder / "hubness" / "chunks.npy", allow_pickle=False),
             sentence_hubness=np.load(folder / "hubness" / "sentences.npy", allow_pickle=False),
             folder=folder,
@@ -180,8 +279,6 @@ def read_index(folder: Path, verify: bool = True) -> IndexData:
     counts = (len(data.chunks), len(data.chunk_hubness), len(data.sentences), len(data.sentence_hubness))
     if counts[0] != counts[1] or counts[2] != counts[3]:
         raise IndexCorruptError(f"index at {folder} has hubness for other rows than its tables: {REBUILD_HINT}")
-    if len(data.chunks) != manifest.counts.get("chunks") or len(data.documents) != manifest.counts.get("documents"):
-        raise IndexCorruptError(f"index at {folder} does not match its manifest counts: {REBUILD_HINT}")
     return data
 
 

@@ -197,6 +197,30 @@ class FaissVectorStore:
                 return scores, ids
             nprobe = min(nlist, 2 * nprobe)
 
+    def subset(self, keep: np.ndarray, drop: np.ndarray) -> FaissVectorStore:
+        """A copy holding the ids ``keep`` only (``drop``: every other stored id); IVF codes are copied as is."""
+        if self.kind == "flat":
+            store = FaissVectorStore.exact(self.dim)
+            store.add(keep, self.get(keep))
+            return store
+        store = FaissVectorStore(faiss.clone_index(self._index), self.kind)
+        store.remove(drop)
+        return store
+
+    @classmethod
+    def joined(cls, stores: list[FaissVectorStore], ids: list[np.ndarray]) -> FaissVectorStore:
+        """One store of the vectors of several (shards' stores and their ids).
+
+        IVF vectors are decoded and encoded again into the first store's lists:
+        8-bit codes survive that unchanged, a vector on a list boundary may move.
+        """
+        first = stores[0]
+        store = cls.exact(first.dim) if first.kind == "flat" else cls(faiss.clone_index(first._index), first.kind)
+        for each, each_ids in zip(stores, ids, strict=True):
+            if each is not first or first.kind == "flat":
+                store.add(each_ids, each.get(each_ids))
+        return store
+
     def save(self, folder: Path) -> None:
         faiss.write_index(self._index, str(folder / "vectors.faiss"))
         _write_meta(folder, {"backend": "faiss", "kind": self.kind, "dim": self.dim})

@@ -68,15 +68,23 @@ class AuthError(Exception):
         self.status = status
 
 
-def create_app(settings: Settings | None = None, state: ServiceState | None = None, processes: int = 1) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    state: ServiceState | None = None,
+    processes: int = 1,
+    backend: LocalBackend | PoolBackend | None = None,
+) -> FastAPI:
     """Build the API; the index loads at startup.
 
     With ``processes`` > 1, searches run in that many search processes behind
-    this one (``PoolBackend``); otherwise in this process, around ``state``.
+    this one (``PoolBackend``); otherwise in this process, around ``state``;
+    or in the given ``backend`` (``service.cluster.ClusterBackend``: shards on Ray).
     """
     settings = settings or Settings()
-    if processes > 1:
-        backend: LocalBackend | PoolBackend = PoolBackend(settings, processes)
+    if backend is not None:
+        pass
+    elif processes > 1:
+        backend = PoolBackend(settings, processes)
     else:
         backend = LocalBackend(state or ServiceState(settings))
 

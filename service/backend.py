@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 
 
 def build_name(searcher: Searcher) -> str:
-    folder = searcher.data.folder
+    folder = searcher.folder
     return folder.name if folder is not None else ""
 
 
@@ -110,10 +110,10 @@ def health(state: ServiceState) -> dict:
         return {"status": "no index", "documents": 0, "chunks": 0, "model": state.settings.model}
     return {
         "status": "ok",
-        "documents": len(searcher.data.documents),
-        "chunks": len(searcher.data.chunks),
+        "documents": searcher.manifest.counts.get("documents", 0),
+        "chunks": searcher.manifest.counts.get("chunks", 0),
         "model": searcher.model,
-        "index_built_at": searcher.data.manifest.created_at,
+        "index_built_at": searcher.manifest.created_at,
         "build": build_name(searcher),
     }
 

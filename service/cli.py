@@ -40,6 +40,8 @@ def _settings(args: argparse.Namespace) -> Settings:
         overrides["corpus_dir"] = args.corpus
     if getattr(args, "index", None):
         overrides["index_dir"] = args.index
+    if getattr(args, "shards", None) is not None:
+        overrides["shards"] = args.shards
     try:
         return Settings(**overrides)
     except ValueError as exc:  # pydantic's ValidationError, from a bad QA_* variable
@@ -54,6 +56,8 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--corpus", type=Path, help="corpus folder (default: $QA_CORPUS_DIR or corpus/)")
     build.add_argument("--index", type=Path, help="index location (default: $QA_INDEX_DIR or var/index)")
     build.add_argument("--quiet", action="store_true", help="no progress bar")
+    build.add_argument("--shards", type=int, help="split the documents into this many shards, for `qa serve "
+                       "--cluster` (default: $QA_SHARDS or 1; docs/cluster-serving.md)")
     build.add_argument("--cluster", metavar="ADDRESS",
                        help="embed on a Ray cluster: its address (host:port), or `local` to start Ray on this machine "
                             "for the build (docs/cluster.md)")
@@ -66,6 +70,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--index", type=Path, help="index location (default: $QA_INDEX_DIR or var/index)")
     serve.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
     serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    serve.add_argument("--cluster", metavar="ADDRESS",
+                       help="serve the index's shards from a Ray cluster: its address (host:port), or `local` to "
+                            "start Ray on this machine (docs/cluster-serving.md)")
+    serve.add_argument("--replicas", type=int, help="with --cluster: replicas of each shard (default 1)")
+    serve.add_argument("--replica-cpus", type=float, default=0.5,
+                       help="with --cluster: CPUs Ray reserves per shard replica (default 0.5)")
     serve.add_argument("--workers", type=int, default=int(os.environ.get("QA_WORKERS", "1")),
                        help="search processes behind one HTTP process, each with its own copy of the index "
                             "(default 1: search in the HTTP process)")
@@ -193,13 +203,18 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
     if isinstance(args.access_log, str):  # a format given on the command line wins over QA_LOG_FORMAT
         settings = settings.model_copy(update={"log_format": args.access_log})
-    state = ServiceState(settings)
-    state.load()  # refuse to start on a corrupt or foreign index; a missing one answers 503
     # uvicorn drains in-flight requests on SIGTERM, then re-raises the signal, which would kill
     # the process with status 143. After its graceful shutdown that re-raise lands here instead.
     signal.signal(signal.SIGTERM, _stopped)
     options = {"host": args.host, "port": args.port, "log_level": "info", "timeout_graceful_shutdown": 10,
                "access_log": bool(args.access_log) and settings.log_format == "plain"}  # fmt: skip
+
+    if args.cluster:
+        return _serve_cluster(args, settings, options)
+    if args.replicas is not None:
+        raise QAError("--replicas needs --cluster ADDRESS (or --cluster local)")
+    state = ServiceState(settings)
+    state.load()  # refuse to start on a corrupt or foreign index; a missing one answers 503
     if args.workers <= 1:
         uvicorn.run(create_app(settings, state), **options)
         return 0
@@ -208,6 +223,31 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     # (ServiceState.current). This process only checked the index, so it lets go of it.
     del state
     uvicorn.run(create_app(settings, processes=args.workers), **options)
+    return 0
+
+
+def _serve_cluster(args: argparse.Namespace, settings: Settings, options: dict) -> int:
+    """The API in this process, the shards as Ray Serve deployments; Ray is imported only here."""
+    import uvicorn
+
+    from service.app import create_app
+
+    if args.workers > 1:
+        raise QAError("--workers does not apply with --cluster: use --replicas for more shard replicas")
+    try:
+        from service.cluster import ClusterBackend, ClusterState
+    except ImportError as exc:
+        raise QAError(f"--cluster needs Ray Serve ({exc.name} is missing): run `make install` "
+                      "or pip install 'qa-retrieval[cluster]'") from exc  # fmt: skip
+    replicas = args.replicas if args.replicas is not None else 1
+    if not 1 <= replicas <= 64 or not 0 < args.replica_cpus <= 64:
+        raise QAError("--replicas must be 1 to 64 and --replica-cpus above 0")
+    state = ClusterState(settings, args.cluster, replicas, args.replica_cpus)
+    try:
+        state.load()  # deploys the shards; a missing index answers 503
+        uvicorn.run(create_app(settings, backend=ClusterBackend(state)), **options)
+    finally:
+        state.close()
     return 0
 
 

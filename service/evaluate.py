@@ -53,7 +53,7 @@ def run_eval(files: list[Path], settings: Settings, args: argparse.Namespace) ->
         scores.append(evaluate(eval_set, searcher, k=args.k, show_progress=not args.json))
         if args.report:
             find_answer_passages(scores[-1], searcher)
-            documents.append({d.doc_id: d for d in searcher.data.documents})
+            documents.append({d.doc_id: d for shard in searcher.shards for d in shard.data.documents})
     if args.json:
         print(json.dumps({score.name: score.figures() for score in scores}, ensure_ascii=False, indent=2))
     else:

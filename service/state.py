@@ -7,6 +7,7 @@ import logging
 import os
 import threading
 import time
+from pathlib import Path
 
 from index.builder import BuildReport, build_index, build_settings
 from index.config import Settings
@@ -14,7 +15,7 @@ from index.encoders import Encoder, load_encoder
 from index.errors import BuildInProgressError, IndexMissingError, QAError
 from index.manifest import check_compatible
 from index.searcher import Searcher
-from index.store import IndexData, read_index, resolve_live
+from index.store import IndexData, read_shards, resolve_live
 
 log = logging.getLogger(__name__)
 
@@ -52,14 +53,14 @@ class ServiceState:
         live = os.path.realpath(self.settings.index_dir)
         if not os.path.isdir(live):
             return False
-        loaded = self.searcher.data.folder if self.searcher else None
+        loaded = self.searcher.folder if self.searcher else None
         moved = loaded is None or os.path.realpath(loaded) != live
         return moved and live != self._unloadable
 
     def _reload(self) -> None:
         try:
-            self.searcher = self._searcher(read_index(resolve_live(self.settings.index_dir)))
-            log.info("loaded the new index build %s", self.searcher.data.folder)
+            self.searcher = self._load_searcher(resolve_live(self.settings.index_dir))
+            log.info("loaded the new index build %s", self.searcher.folder)
         except QAError as exc:  # keep answering with the index we have
             self._unloadable = os.path.realpath(self.settings.index_dir)
             log.error("new index build not loaded: %s", exc)
@@ -75,17 +76,23 @@ class ServiceState:
     def load(self, missing_ok: bool = True) -> None:
         """Load the live index; a missing one leaves the service answering 503."""
         try:
-            data = read_index(resolve_live(self.settings.index_dir))
+            folder = resolve_live(self.settings.index_dir)
         except IndexMissingError:
             if not missing_ok:
                 raise
             log.warning("no index at %s yet: run `qa build`", self.settings.index_dir)
             return
-        self.searcher = self._searcher(data)
+        self.searcher = self._load_searcher(folder)
 
-    def _searcher(self, data: IndexData) -> Searcher:
-        check_compatible(data.manifest.settings, build_settings(self.settings, self.encoder), data.folder)
-        searcher = Searcher(data, self.encoder, self.settings.search)
+    def _load_searcher(self, folder: Path) -> Searcher:
+        """A searcher over the build at ``folder`` (``service.cluster`` deploys its shards instead)."""
+        return self._searcher(read_shards(folder))
+
+    def _searcher(self, parts: list[IndexData]) -> Searcher:
+        """A searcher over a loaded build: its shards searched in this process."""
+        head = parts[0]
+        check_compatible(head.manifest.settings, build_settings(self.settings, self.encoder), head.folder)
+        searcher = Searcher.of_shards(parts, self.encoder, self.settings.search)
         # One throwaway query fills lazy caches (stemmers, stopword votes, BLAS
         # threads) so the first user request is not the slow one.
         searcher.search("warm-up question", 1)
@@ -98,7 +105,7 @@ class ServiceState:
             raise BuildInProgressError("a rebuild is already running: wait for it to finish")
         try:
             report = build_index(self.settings, self.encoder, show_progress=False)
-            self.searcher = self._searcher(read_index(report.folder))
+            self.searcher = self._load_searcher(report.folder)
             return report
         finally:
             self._rebuild_lock.release()

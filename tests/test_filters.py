@@ -113,7 +113,7 @@ def test_every_list_equals_brute_force_over_the_allowed_rows(searcher, filters, 
             sentence_mask,
         )  # fmt: skip
         rows = np.array(list(nearest), dtype=np.int64)
-        _assert_same(sentences, searcher._best_per_passage(rows, np.array(list(nearest.values()))))
+        _assert_same(sentences, searcher.shards[0]._best_per_passage(rows, np.array(list(nearest.values()))))
         same = np.array(data.doc_langs)[data.chunks.doc] == query.lang
         _assert_same(lexical, _brute_bm25(data.lexical.scores(query.text, query.lang), chunk_mask & same, p.pool))
         _assert_same(cognates, _brute_bm25(data.cognates.scores(query.text, query.lang), chunk_mask & ~same, p.pool))

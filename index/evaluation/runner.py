@@ -18,7 +18,7 @@ from index.evaluation.datasets import EvalQuestion, EvalSet
 from index.evaluation.metrics import Rank, contains_answer, contains_span, first_hit, hit_at, hit_curve, mrr_at
 from index.searcher import Highlight, Passage, Searcher
 from index.spans import SPLITTER
-from index.store import read_index, resolve_live
+from index.store import read_index, read_shards, resolve_live
 
 DEPTH = 20  # passages retrieved per question: enough for the hit@k curve
 DEEP = 200  # passages searched for the answer of a question missed in the top DEPTH (report only)
@@ -177,9 +177,9 @@ def searcher_for(
     """
     documents = list(eval_set.documents or corpus_documents) + list(extra_documents)
     if eval_set.documents is None and not extra_documents:
-        return Searcher(read_index(resolve_live(settings.index_dir)), encoder, params or settings.search)
+        return Searcher.of_shards(read_shards(resolve_live(settings.index_dir)), encoder, params or settings.search)
     cache = _cache_dir(documents, settings, build_settings(settings, encoder).reference)
-    cached = settings.model_copy(update={"index_dir": cache})
+    cached = settings.model_copy(update={"index_dir": cache, "shards": 1})
     build_from_documents(documents, cached, encoder, show_progress=show_progress)
     return Searcher(read_index(resolve_live(cache)), encoder, params or settings.search)
 

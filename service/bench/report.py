@@ -182,6 +182,7 @@ def render_markdown(r: dict) -> str:
     lines += ["", "Ratios: " + ", ".join(f"{k} = {v}" for k, v in p["ratios"].items()), ""]
     if "cluster" in r:
         lines += cluster_lines(r["cluster"])
+    lines += serving_section(r.get("serving", []))
     lines += ["## Targets", "", "| target | goal | value | result |", "|---|---|---|---|"]
     lines += [f"| {t['target']} | {t['goal']} | {t['value']} | {_mark(t['met'])} |" for t in r["targets"]]
     meth = r["method"]
@@ -202,6 +203,40 @@ def render_markdown(r: dict) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def serving_section(runs: list[dict]) -> list[str]:
+    """The serving table: the index whole, in shards in process, and on Ray Serve (service.bench.serving)."""
+    if not runs:
+        return []
+    lines = ["## Serving on a cluster (`qa serve --cluster`: shards on Ray Serve, R = 1, Ray on 127.0.0.1)", "",
+             "| chunks | S | whole p50 / p99 ms | shards in process p50 / p99 ms | cluster p50 / p99 ms "
+             "| fan-out overhead ms (goal <= 5) | bare handle round trip p50 ms | peak RSS MiB: whole process "
+             "/ each replica (ratio, goal <= 0.6) / bench searcher process (built the index too) "
+             "| store, top-5 overlap with the whole index |",
+             "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for run in runs:
+        if "skipped" in run:
+            lines.append(f"| {run.get('target_chunks', '-')} | skipped: {run['skipped']} | | | | | | | |")
+            continue
+        whole, replicas = run["whole_process_peak_rss_mb"], run["replica_peak_rss_mb"]
+        ratio = max(replicas) / whole if replicas and whole else float("nan")
+        pair = lambda x: f"{x['p50_ms']} / {x['p99_ms']}"  # noqa: E731
+        lines.append(
+            f"| {run['chunks']:,} | {run['shards']} | {pair(run['whole'])} | {pair(run['sharded_in_process'])} "
+            f"| {pair(run['cluster'])} | {run['fanout_overhead_ms']} | {run['handle_round_trip']['p50_ms']} "
+            f"| {whole:.0f} / {', '.join(f'{x:.0f}' for x in replicas)} ({ratio:.2f}) "
+            f"/ {run['driver_peak_rss_mb']:.0f} | {run.get('store', '-')}, {run.get('top5_overlap', '-')} |"
+        )
+    http = [run for run in runs if "http" in run]
+    if http:
+        lines += ["", "HTTP through the cluster (8 clients, the API served by uvicorn in the searcher's process):", "",
+                  "| chunks | requests/s | p50 ms | p99 ms | errors |", "|---|---|---|---|---|"]  # fmt: skip
+        for run in http:
+            h = run["http"]
+            figures = (h["requests_per_s"], h["p50_ms"], h["p99_ms"], h["errors"])
+            lines.append(f"| {run['chunks']:,} | " + " | ".join(map(str, figures)) + " |")
+    return [*lines, ""]
 
 
 def _filtered_section(scale: list[dict]) -> list[str]:

@@ -31,7 +31,8 @@ from index.evaluation.datasets import EvalSet, squad_documents
 from index.evaluation.runner import evaluate
 from index.searcher import Searcher
 from index.store import read_index, resolve_live
-from service.bench.cluster import run_cluster
+from service.bench.cluster import NETNS_RUN, run_cluster
+from service.bench.cluster import _namespace_problem as namespace_problem
 from service.bench.http_load import run_http
 from service.bench.peer import interleaved_latency, run_peer
 from service.bench.report import render_markdown, targets
@@ -42,10 +43,11 @@ EVAL = ROOT.parent / "shared" / "eval"  # ../shared/eval beside it
 SIGMA = 0.02  # per-dimension noise of synthetic vector copies (cosine ~0.9 to the original)
 FULL = {"docs": None, "questions": (400, 100, 100), "sizes": [10_000, 100_000, 1_000_000], "http_size": 100_000,
         "http_seconds": 20.0, "http_runs": 3, "ann_threshold": None, "build_runs": 3,
-        "cluster_docs": None, "cluster_runs": 2}  # fmt: skip
+        "cluster_docs": None, "cluster_runs": 2, "serving_sizes": [100_000, 1_000_000]}  # fmt: skip
 QUICK = {"docs": 4, "questions": (30, 10, 10), "sizes": [5_000], "http_size": 5_000,
          "http_seconds": 3.0, "http_runs": 1, "ann_threshold": 10_000, "build_runs": 1,
-         "cluster_docs": 2, "cluster_runs": 1}  # fmt: skip
+         "cluster_docs": 2, "cluster_runs": 1, "serving_sizes": [5_000]}  # fmt: skip
+SERVING_SHARDS = 2
 
 
 def run_bench(settings: Settings, quick: bool = False, as_json: bool = False, sizes: list[int] | None = None) -> int:
@@ -101,7 +103,7 @@ def _run(settings: Settings, cfg: dict, quick: bool, work: Path, out_dir: Path) 
     _log("build throughput")
     encoder = load_encoder(settings.model)
     base_dir = work / "base" / "index"
-    build_settings = settings.model_copy(update={"index_dir": base_dir})
+    build_settings = settings.model_copy(update={"index_dir": base_dir, "shards": 1})
     results["build"] = _bench_build(documents, build_settings, encoder, cfg["build_runs"], work / "builds")
     _save_partial(out_dir, results)
 
@@ -129,6 +131,14 @@ def _run(settings: Settings, cfg: dict, quick: bool, work: Path, out_dir: Path) 
     shutil.rmtree(http_dir.parent, ignore_errors=True)
     _save_partial(out_dir, results)
 
+    results["serving"] = []
+    for size in cfg["serving_sizes"]:
+        _log(f"serving on Ray at {size} chunks, {SERVING_SHARDS} shards")
+        results["serving"].append(
+            _bench_serving(size, base_dir, questions, warmup, settings, ann_threshold, work, cfg["http_seconds"])
+        )
+        _save_partial(out_dir, results)
+
     _log("peer comparison")
     results["peer"] = _bench_peer(documents, piaf_questions, questions, settings, encoder, base_dir, work)
     results["peak_rss_mb"] = round(peak_rss_mb(), 0)
@@ -147,6 +157,26 @@ def _latency_questions(piaf, counts: tuple[int, int, int]) -> tuple[list[str], l
         picked += texts[:count]
         warm += texts[count : count + 4]
     return list(dict.fromkeys(picked)), warm[:10]
+
+
+def _bench_serving(size: int, base_dir: Path, questions, warmup, settings: Settings, ann_threshold: int, work: Path,
+                   http_seconds: float):  # fmt: skip
+    """service.bench.serving in a child process in a private network namespace (Ray sees loopback only);
+    skipped, and said so, without Ray Serve or such a namespace."""
+    try:
+        import ray.serve  # noqa: F401
+    except ImportError:
+        return {"target_chunks": size, "skipped": "Ray Serve is not installed (make install)"}
+    problem = namespace_problem()
+    if problem not in (None, "outside"):
+        return {"target_chunks": size, "skipped": problem}
+    spec = {"base_index": str(base_dir), "questions": questions, "warmup": warmup, "model": settings.model,
+            "chunks": size, "ann_threshold": ann_threshold, "sigma": SIGMA, "search": settings.search.model_dump(),
+            "shards": SERVING_SHARDS, "work": str(work / f"serving-{size}"), "http_seconds": http_seconds}  # fmt: skip
+    try:
+        return _child("service.bench.serving", spec, work / f"serving-{size}.json", netns=problem == "outside")
+    finally:
+        shutil.rmtree(work / f"serving-{size}", ignore_errors=True)
 
 
 def _bench_build(documents, settings: Settings, encoder, runs: int, scratch: Path) -> dict:
@@ -253,9 +283,10 @@ def _ours(eval_set, searcher: Searcher, built: dict) -> dict:
     return out
 
 
-def _child(module: str, spec: dict, path: Path) -> dict:
+def _child(module: str, spec: dict, path: Path, netns: bool = False) -> dict:
     path.write_text(json.dumps(spec), encoding="utf-8")
-    done = subprocess.run([sys.executable, "-m", module, str(path)], capture_output=True, text=True)
+    command = [sys.executable, "-m", module, str(path)]
+    done = subprocess.run([str(NETNS_RUN), *command] if netns else command, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"{module} failed ({done.returncode}): {done.stderr[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])

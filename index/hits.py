@@ -1,0 +1,107 @@
+"""A shard's raw ranked lists, and the pure functions that finish them into the lists fusion takes.
+
+``LocalShard.retrieve`` returns ``ShardLists``; the searcher merges them across shards
+(index.merging) and finishes them with ``penalised`` and ``best_per_passage`` as over one index.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from index.config import SearchParams
+from index.fusion import ScoredRows, max_by_group, top_k
+from index.query import Passage
+
+
+@dataclass
+class VectorHits:
+    """A vector store's nearest rows before the hubness penalty; sentence hits carry the passages they overlap."""
+
+    rows: np.ndarray  # rows in the whole index
+    scores: np.ndarray  # similarity, or BM25 score for sentence terms
+    hub: np.ndarray  # question hubness of each row
+    first_chunk: np.ndarray | None = None  # sentences: first and last passage row each one overlaps
+    last_chunk: np.ndarray | None = None
+
+
+@dataclass
+class ShardLists:
+    """What ``retrieve`` returns: each ranked list's raw top-k′, to be merged across shards."""
+
+    dense: VectorHits
+    sentences: VectorHits
+    lexical: ScoredRows
+    cognates: ScoredRows
+    translated: ScoredRows
+    sentence_terms: VectorHits  # positive BM25 sentences of every passage this shard may have as a candidate
+    passages: dict[int, Passage] = field(default_factory=dict)  # see Query.prefetch (scores left at 0)
+
+
+def fusion_weights(p: SearchParams) -> list[float]:
+    """Weights of the six lists of ``LocalShard.final_lists``, in their order."""
+    return [p.chunk_dense, p.sentence_dense, p.bm25_same_language, p.bm25_cross_language, p.sentence_bm25,
+            p.bm25_translated]  # fmt: skip
+
+
+def penalised(hits: VectorHits, k: int, penalty: float) -> ScoredRows:
+    """The ``k`` best hits once ``penalty`` times their hubness is taken off their similarity.
+
+    The penalty can lift a row past others, which is why more hits were asked for than are kept.
+    """
+    kept = penalised_hits(hits, k, penalty)
+    return ScoredRows(kept.rows, kept.scores)
+
+
+def penalised_hits(hits: VectorHits, k: int, penalty: float) -> VectorHits:
+    """``penalised``, keeping every column of the hits."""
+    if not penalty:
+        return hits
+    scores = hits.scores - penalty * hits.hub
+    best_first = np.argsort(-scores, kind="stable")[:k]
+    ranges = (hits.first_chunk[best_first], hits.last_chunk[best_first]) if hits.first_chunk is not None else ()
+    return VectorHits(hits.rows[best_first], scores[best_first], hits.hub[best_first], *ranges)
+
+
+def best_per_passage(first: np.ndarray, last: np.ndarray, scores: np.ndarray) -> ScoredRows:
+    """Highest score among the sentences overlapping each passage, from each sentence's passage range."""
+    counts = np.maximum(last - first + 1, 0)
+    chunk_rows = np.repeat(first, counts) + ranges(counts)
+    return max_by_group(chunk_rows, np.repeat(scores, counts))
+
+
+def top_k_with_zero(scores: np.ndarray, k: int, allowed: np.ndarray | None = None) -> ScoredRows:
+    """``top_k``'s positive rows, plus the first allowed zero row whenever there is one.
+
+    The merge across shards then decides, as ``top_k`` does over the whole index, whether a zero
+    row belongs in the list (fewer than k rows scored) and which (the first in the whole index).
+    """
+    ranked = top_k(scores, k, allowed)
+    positive = ranked.scores > 0
+    if len(ranked) and not positive.all():
+        return ranked
+    zeros = np.flatnonzero(scores <= 0)
+    if allowed is not None:
+        zeros = zeros[allowed[zeros]]
+    if not len(zeros):
+        return ranked
+    return ScoredRows(np.append(ranked.rows, zeros[0]), np.append(ranked.scores, 0.0))
+
+
+def no_hits(ranges: bool = False) -> VectorHits:
+    empty = np.zeros(0, dtype=np.int64)
+    return VectorHits(empty, np.zeros(0), np.zeros(0, dtype=np.float32), *((empty, empty) if ranges else ()))
+
+
+def empty_lists() -> ShardLists:
+    empty = ScoredRows([], [])
+    return ShardLists(no_hits(), no_hits(True), empty, empty, empty, no_hits(True))
+
+
+def ranges(counts: np.ndarray) -> np.ndarray:
+    """0..c-1 for each count c, concatenated: [2, 3] -> [0, 1, 0, 1, 2]."""
+    if not len(counts):
+        return np.zeros(0, dtype=np.int64)
+    ends = np.cumsum(counts)
+    return np.arange(ends[-1]) - np.repeat(ends - counts, counts)
