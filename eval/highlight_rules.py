@@ -59,7 +59,7 @@ def sentence_rows(parity: str) -> dict[str, list[tuple[np.ndarray, ...]]]:
 
 
 def _passage_sentences(searcher, question, query) -> tuple[np.ndarray, ...] | None:
-    data, links = searcher.data, searcher._links
+    data, links = searcher.data, searcher.shards[0].links
     top = best(searcher.fuse(searcher.retrieve(query)), 20)
     gold = next((row for row, _ in top if _holds(data, question, row)), None)
     if gold is None:
