@@ -22,6 +22,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -276,9 +277,18 @@ def _start_worker(settings: Settings) -> None:
     # requests; a search process that died on the same signal would fail them.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # Ignoring SIGTERM means a search process outlives an HTTP process that was killed outright
+    # (SIGKILL, out of memory), holding its copy of the index: it exits once it is orphaned.
+    threading.Thread(target=_exit_when_orphaned, args=(os.getppid(),), daemon=True).start()
     threadpool_limits(limits=1)
     _worker_state = ServiceState(settings)
     _worker_state.load()
+
+
+def _exit_when_orphaned(parent: int, every_s: float = 1.0) -> None:
+    while os.getppid() == parent:
+        time.sleep(every_s)
+    os._exit(0)
 
 
 def _ready() -> int:

@@ -117,3 +117,27 @@ def test_a_killed_search_process_costs_a_503_then_new_ones_answer(tmp_path):
         assert server.terminate() == 0
     finally:
         server.close()
+
+
+def test_search_processes_exit_when_the_server_is_killed_outright(built, tmp_path):
+    server = QAServe(built.index_dir, tmp_path / "serve.log", "--workers", "2")
+    try:
+        server.wait_ready()
+        children = [pid for pid in process_tree(server.proc.pid) if pid != server.proc.pid]
+        assert len(children) >= 2
+        server.proc.kill()  # SIGKILL: no chance to shut the pool down
+        server.proc.wait()
+        deadline = time.monotonic() + 15
+        while any(_running(pid) for pid in children):
+            assert time.monotonic() < deadline, "search processes outlived the killed server"
+            time.sleep(0.2)
+    finally:
+        server.close()
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie waiting to be reaped."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
