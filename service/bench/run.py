@@ -54,11 +54,13 @@ def run_bench(settings: Settings, quick: bool = False, as_json: bool = False, si
     """Run every measurement, write the reports, print a summary (or the JSON); returns 0.
 
     ``sizes`` replaces the index sizes timed in process (the HTTP load keeps its own size, which is
-    always among them): ``--sizes 10000,100000`` skips the 1M index, the longest part of a full run.
+    always among them), and serving on Ray is timed at those of its sizes that remain:
+    ``--sizes 10000,100000`` skips the 1M index, the longest part of a full run.
     """
     cfg = QUICK if quick else FULL
     if sizes:
-        cfg = {**cfg, "sizes": sorted(set(sizes) | {cfg["http_size"]})}
+        chosen = sorted(set(sizes) | {cfg["http_size"]})
+        cfg = {**cfg, "sizes": chosen, "serving_sizes": [size for size in cfg["serving_sizes"] if size in chosen]}
     out_dir = Path(settings.index_dir).parent / "bench"
     out_dir.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="run-", dir=out_dir))
