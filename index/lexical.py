@@ -35,6 +35,7 @@ logging.getLogger("bm25s").setLevel(logging.WARNING)
 _WORD = re.compile(r"\w+", re.UNICODE)
 PREFIX_CHARS = 5
 ANALYZERS = ("stems", "prefixes")
+CEILINGS_FILE = "ceilings.npy"  # a shard's copy of the whole index's term ceilings (see LexicalIndex.subset)
 _STEMMER_NAMES = {
     "en": "english", "fr": "french", "es": "spanish", "de": "german",
     "it": "italian", "pt": "portuguese", "nl": "dutch",
@@ -96,10 +97,16 @@ def _analyze(text: str, lang: str, analyzer: str) -> list[str]:
 class LexicalIndex:
     """A bm25s index whose rows are rows of a span table (passages or sentences)."""
 
-    def __init__(self, model: bm25s.BM25, langs: Sequence[str], analyzer: str = "stems") -> None:
+    def __init__(
+        self, model: bm25s.BM25, langs: Sequence[str], analyzer: str = "stems", ceilings: np.ndarray | None = None
+    ) -> None:
+        """``ceilings``: each term's highest score over a whole index this one is a part (shard) of."""
         self._model = model
         self.langs = tuple(langs)
         self.analyzer = analyzer
+        self._whole_ceilings = ceilings
+        if ceilings is not None:
+            self.__dict__["_ceilings"] = ceilings  # the cached property, set: a shard weighs terms as the whole does
 
     @classmethod
     def build(
@@ -222,12 +229,14 @@ class LexicalIndex:
             "indptr": kept_before[indptr].astype(indptr.dtype),
             "num_docs": len(rows),
         }
-        return LexicalIndex(model, self.langs, self.analyzer)
+        return LexicalIndex(model, self.langs, self.analyzer, ceilings=self._ceilings)
 
     def save(self, folder: Path) -> None:
         self._model.save(str(folder), show_progress=False)
         meta = {"langs": list(self.langs), "analyzer": self.analyzer}
         (folder / "lexical.json").write_text(json.dumps(meta), encoding="utf-8")
+        if self._whole_ceilings is not None:
+            np.save(folder / CEILINGS_FILE, self._whole_ceilings, allow_pickle=False)
 
     @classmethod
     def load(cls, folder: Path) -> LexicalIndex:
@@ -236,9 +245,12 @@ class LexicalIndex:
             meta = json.loads((folder / "lexical.json").read_text(encoding="utf-8"))
             if meta["analyzer"] not in ANALYZERS:
                 raise ValueError(f"unknown analyzer {meta['analyzer']!r}")
+            ceilings = None
+            if (folder / CEILINGS_FILE).is_file():
+                ceilings = np.load(folder / CEILINGS_FILE, allow_pickle=False)
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise IndexCorruptError(f"BM25 files in {folder} are unreadable: rebuild with `qa build`") from exc
-        return cls(model, meta["langs"], meta["analyzer"])
+        return cls(model, meta["langs"], meta["analyzer"], ceilings)
 
 
 def _sum_columns(scores: dict, token_ids: list[int], dtype: np.dtype) -> np.ndarray:
