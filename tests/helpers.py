@@ -88,3 +88,12 @@ class QAServe:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def wait_until(condition, timeout: float) -> None:
+    """Poll ``condition`` every 50 ms; AssertionError after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting")
+        time.sleep(0.05)

@@ -11,7 +11,6 @@ import os
 import secrets
 import signal
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,20 +20,12 @@ import pytest
 from index.builder import build_index
 from index.searcher import Searcher
 from index.store import builds_dir, read_shards, resolve_live
+from service.bench.serving import replica_pids
 from tests.conftest import make_corpus, make_settings
-from tests.helpers import QAServe
+from tests.helpers import QAServe, wait_until
+from tests.test_reliability_serve import NEW_CODES, OLD_CODES, QUESTIONS  # the same rebuild-under-load story
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
-
-QUESTIONS = [
-    "What is the launch code of the lighthouse?",
-    "Quel est le code de lancement du phare ?",
-    "Who mediated the talks?",
-    "What weather is expected in the Alps?",
-]
-OLD_CODES = "The lighthouse keeper wrote that the launch code of the lighthouse is AMBER-7, kept in the red box."
-NEW_CODES = "The harbour master announced that the launch code of the lighthouse is now COBALT-9, in the blue safe."
-
 
 def cluster_server(tmp: Path, address: str, replicas: int, log_name: str, **env: str) -> QAServe:
     settings = make_settings(tmp)
@@ -109,12 +100,12 @@ def test_rebuild_under_load_swaps_every_shard_at_once(served, encoder):
 
     results, errors, stop = _load(server.url, clients=6)
     try:
-        _wait(lambda: len(results) >= 12, 120)
+        wait_until(lambda: len(results) >= 12, 120)
         with httpx.Client(base_url=server.url, timeout=600) as http:
             rebuilt = http.post("/index/rebuild", headers={"Authorization": f"Bearer {token}"})
         assert rebuilt.status_code == 200, rebuilt.text
         after = len(results)
-        _wait(lambda: len(results) >= after + 12, 120)
+        wait_until(lambda: len(results) >= after + 12, 120)
     finally:
         stop.set()
     assert not errors, errors
@@ -134,35 +125,21 @@ def test_killing_one_of_two_replicas_under_load_fails_no_request(served):
     server, _, _ = served
     with httpx.Client(base_url=server.url, timeout=60) as http:
         build = http.get("/health").json()["build"]
-    replicas = replica_pids(f"qa-{build}-000")
+    replicas = replica_pids(f"qa-{build}-000:")
     assert len(replicas) == 2, replicas
     results, errors, stop = _load(server.url, clients=8)
     try:
-        _wait(lambda: len(results) >= 16, 120)
+        wait_until(lambda: len(results) >= 16, 120)
         os.kill(replicas[0], signal.SIGKILL)
         killed_at = len(results)
-        _wait(lambda: len(results) >= killed_at + 40, 120)
-        _wait(lambda: len(replica_pids(f"qa-{build}-000")) == 2, 120)  # Serve started a replacement
+        wait_until(lambda: len(results) >= killed_at + 40, 120)
+        wait_until(lambda: len(replica_pids(f"qa-{build}-000:")) == 2, 120)  # Serve started a replacement
     finally:
         stop.set()
     assert not errors, errors
     failed = [(status, detail) for _, status, detail, _ in results if status != 200]
     assert not failed, failed[:3]
-    assert replicas[0] not in replica_pids(f"qa-{build}-000")
-
-
-def replica_pids(app: str) -> list[int]:
-    """Processes of the Serve replicas of one application (Ray titles them ``ray::ServeReplica:<app>:...``)."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            except OSError:
-                continue
-            if f"ServeReplica:{app}:" in command:
-                pids.append(int(entry.name))
-    return sorted(pids)
+    assert replicas[0] not in replica_pids(f"qa-{build}-000:")
 
 
 def _load(url: str, clients: int):
@@ -185,14 +162,6 @@ def _load(url: str, clients: int):
     for n in range(clients):
         threading.Thread(target=client, args=(n,), daemon=True).start()
     return results, errors, stop
-
-
-def _wait(condition, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting")
-        time.sleep(0.05)
 
 
 def _same(got: list[tuple], want: list[tuple]) -> bool:

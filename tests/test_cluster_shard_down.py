@@ -26,14 +26,14 @@ def test_with_one_replica_a_dead_shard_answers_503_naming_it_within_the_timeout(
     with server, httpx.Client(base_url=server.url, timeout=60) as http:
         build = http.get("/health").json()["build"]
         assert http.post("/ask", json={"question": QUESTIONS[0]}).status_code == 200
-        [replica] = replica_pids(f"qa-{build}-000")
+        [replica] = replica_pids(f"qa-{build}-000:")
         os.kill(replica, signal.SIGSTOP)  # hung: it holds its calls and answers none
         try:
             hung = [_timed(http, question) for question in QUESTIONS[:3]]
         finally:
             os.kill(replica, signal.SIGKILL)  # dead: Serve starts another
         recovered = _until_ok(http, 120)
-        assert replica not in replica_pids(f"qa-{build}-000")
+        assert replica not in replica_pids(f"qa-{build}-000:")
         server.terminate(60)
     for status, took, body in hung:
         assert status == 503 and "shard 0 " in body["detail"] and "down" in body["detail"], body

@@ -20,7 +20,7 @@ import pytest
 from index.builder import build_index
 from index.store import builds_dir, read_index
 from tests.conftest import make_corpus, make_settings
-from tests.helpers import QAServe
+from tests.helpers import QAServe, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -104,12 +104,12 @@ def test_rebuild_under_load_swaps_builds_and_every_answer_comes_from_one(served)
     for thread in threads:
         thread.start()
     try:
-        _wait(lambda: min(counts) >= 2, 120)  # the load is on before the rebuild starts
+        wait_until(lambda: min(counts) >= 2, 120)  # the load is on before the rebuild starts
         with httpx.Client(base_url=server.url, timeout=600) as http:
             rebuilt = http.post("/index/rebuild", headers={"Authorization": f"Bearer {token}"})
         assert rebuilt.status_code == 200, rebuilt.text
         after = list(counts)
-        _wait(lambda: all(c >= a + 2 for c, a in zip(counts, after, strict=True)), 120)
+        wait_until(lambda: all(c >= a + 2 for c, a in zip(counts, after, strict=True)), 120)
     finally:
         stop.set()
         for thread in threads:
@@ -179,7 +179,7 @@ def test_sigterm_under_load_finishes_in_flight_requests_and_exits_0(served):
     threads = [threading.Thread(target=client, daemon=True) for _ in range(8)]
     for thread in threads:
         thread.start()
-    _wait(lambda: len(outcomes) >= 16, 120)
+    wait_until(lambda: len(outcomes) >= 16, 120)
     time.sleep(0.3)
     signalled = time.monotonic()
     server.proc.send_signal(15)
@@ -209,14 +209,6 @@ def test_sigterm_under_load_finishes_in_flight_requests_and_exits_0(served):
     log = server.log()
     assert "Shutting down" in log and "Finished server process" in log and "Traceback" not in log
     assert token not in log
-
-
-def _wait(condition, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting")
-        time.sleep(0.05)
 
 
 def _same(got: list[tuple], want: list[tuple]) -> bool:

@@ -105,7 +105,7 @@ def _on_ray(settings, encoder, spec: dict) -> dict:
             trips.append((time.perf_counter() - began) * 1000)
         out["handle_round_trip"] = percentiles(trips)
         out["http"] = _http(state, spec)
-        out["replica_peak_rss_mb"] = [round(peak_rss_mb(pid), 0) for pid in _replica_pids()]
+        out["replica_peak_rss_mb"] = [round(peak_rss_mb(pid), 0) for pid in replica_pids()]
         out["driver_peak_rss_mb"] = round(peak_rss_mb(), 0)  # this process: it built the synthetic index too
         return out
     finally:
@@ -139,8 +139,9 @@ def _http(state, spec: dict) -> dict:
         thread.join(30)
 
 
-def _replica_pids() -> list[int]:
-    """Serve replica processes of the shards on this machine (Ray titles them ``ray::ServeReplica:<app>:...``)."""
+def replica_pids(app_prefix: str = "qa-") -> list[int]:
+    """Processes of the Serve replicas whose application name starts with ``app_prefix`` (Ray titles them
+    ``ray::ServeReplica:<app>:...``); the bench's own echo deployment is never one of them."""
     pids = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -148,7 +149,7 @@ def _replica_pids() -> list[int]:
                 command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
             except OSError:
                 continue
-            if "ServeReplica:qa-" in command and "qa-bench-echo" not in command:
+            if f"ServeReplica:{app_prefix}" in command and "qa-bench-echo" not in command:
                 pids.append(int(entry.name))
     return sorted(pids)
 
