@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 import time
 from dataclasses import replace
@@ -39,6 +40,8 @@ from service.state import ServiceState
 
 log = logging.getLogger(__name__)
 APP_PREFIX = "qa-"
+# A shard's application: qa-<build folder>-<shard>. Only these are ever deleted: a cluster runs other apps too.
+SHARD_APP = re.compile(r"qa-\d{8}T\d{6}-[0-9a-f]{8}-\d{3}")
 
 
 class ShardReplica:
@@ -255,7 +258,7 @@ class ClusterState(ServiceState):
             if not self._connected:
                 return
             for name in serve.status().applications:
-                if name.startswith(APP_PREFIX) and not name.startswith(f"{APP_PREFIX}{self._latest}-"):
+                if SHARD_APP.fullmatch(name) and not name.startswith(f"{APP_PREFIX}{self._latest}-"):
                     serve.delete(name, _blocking=False)
 
     def close(self) -> None:

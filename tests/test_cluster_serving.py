@@ -168,3 +168,11 @@ def _same(got: list[tuple], want: list[tuple]) -> bool:
     return [p[:4] for p in got] == [p[:4] for p in want] and all(
         abs(a[4] - b[4]) <= 1e-5 for a, b in zip(got, want, strict=True)
     )
+
+
+def test_only_shard_applications_count_as_old_builds():
+    from service.cluster import SHARD_APP
+
+    assert SHARD_APP.fullmatch("qa-20261201T163051-cd2cce88-000")
+    for other in ("qa-bench-echo", "bench-echo", "qa-20261201T163051-cd2cce88", "my-app", "qa-x-000"):
+        assert not SHARD_APP.fullmatch(other)

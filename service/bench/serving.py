@@ -94,7 +94,7 @@ def _on_ray(settings, encoder, spec: dict) -> dict:
     try:
         state.load()
         out = {"cluster": _latency(state.searcher, spec)}
-        handle = serve.run(serve.deployment(Echo).options(name="echo").bind(), name="qa-bench-echo", route_prefix=None)
+        handle = serve.run(serve.deployment(Echo).options(name="echo").bind(), name="bench-echo", route_prefix=None)
         payload = np.zeros(512, dtype=np.float32)  # about a question's vector
         for _ in range(20):
             handle.echo.remote(payload).result()
@@ -141,7 +141,7 @@ def _http(state, spec: dict) -> dict:
 
 def replica_pids(app_prefix: str = "qa-") -> list[int]:
     """Processes of the Serve replicas whose application name starts with ``app_prefix`` (Ray titles them
-    ``ray::ServeReplica:<app>:...``); the bench's own echo deployment is never one of them."""
+    ``ray::ServeReplica:<app>:...``); the bench's echo app is named otherwise."""
     pids = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -149,7 +149,7 @@ def replica_pids(app_prefix: str = "qa-") -> list[int]:
                 command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
             except OSError:
                 continue
-            if f"ServeReplica:{app_prefix}" in command and "qa-bench-echo" not in command:
+            if f"ServeReplica:{app_prefix}" in command :
                 pids.append(int(entry.name))
     return sorted(pids)
 
