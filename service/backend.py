@@ -205,7 +205,7 @@ class PoolBackend:
 
     def processes_alive(self) -> int:
         """Search processes of the current pool that are running (not exited, not a zombie)."""
-        return sum(_running(pid) for pid in self._pids.get(self._executor, ()))
+        return sum(process_running(pid) for pid in self._pids.get(self._executor, ()))
 
     async def _run(self, function, *args):
         executor = self._executor
@@ -253,7 +253,8 @@ class PoolBackend:
             self._restarting = asyncio.ensure_future(self._restart())
 
 
-def _running(pid: int) -> bool:
+def process_running(pid: int) -> bool:
+    """Whether ``pid`` is alive and not a zombie."""
     # Read, not waited on: reaping the pool's children is the pool's business.
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()

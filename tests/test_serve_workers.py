@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from service.backend import process_running
 from service.bench.http_load import process_tree
 from tests.conftest import make_corpus
 from tests.helpers import QAServe, run_qa
@@ -128,16 +129,9 @@ def test_search_processes_exit_when_the_server_is_killed_outright(built, tmp_pat
         server.proc.kill()  # SIGKILL: no chance to shut the pool down
         server.proc.wait()
         deadline = time.monotonic() + 15
-        while any(_running(pid) for pid in children):
+        while any(process_running(pid) for pid in children):
             assert time.monotonic() < deadline, "search processes outlived the killed server"
             time.sleep(0.2)
     finally:
         server.close()
 
-
-def _running(pid: int) -> bool:
-    """Alive and not a zombie waiting to be reaped."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (FileNotFoundError, ProcessLookupError):
-        return False
