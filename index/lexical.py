@@ -28,7 +28,7 @@ import numpy as np
 import Stemmer
 
 from index.errors import IndexCorruptError
-from index.language import UNKNOWN, stopwords
+from index.language import UNKNOWN, question_stopwords, stopwords
 
 logging.getLogger("bm25s").setLevel(logging.WARNING)
 
@@ -56,8 +56,8 @@ def _fold(token: str) -> str:
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
 
-def _words(text: str, lang: str) -> list[str]:
-    stop = stopwords(lang)
+def _words(text: str, lang: str, stop: frozenset[str] | None = None) -> list[str]:
+    stop = stopwords(lang) if stop is None else stop
     return [w for w in _WORD.findall(text.lower()) if w not in stop and (len(w) > 1 or w.isdigit())]
 
 
@@ -72,16 +72,16 @@ def tokenize(text: str, lang: str) -> list[str]:
     return _stem(_words(text, lang), lang)
 
 
-def prefixes(text: str, lang: str) -> list[str]:
+def prefixes(text: str, lang: str, stop: frozenset[str] | None = None) -> list[str]:
     """The first ``PREFIX_CHARS`` letters of each accent-folded word (stopwords and short words dropped)."""
-    stop = stopwords(lang)
+    stop = stopwords(lang) if stop is None else stop
     words = _WORD.findall(text.lower())
     return [_fold(w)[:PREFIX_CHARS] for w in words if w not in stop and (len(w) > 2 or w.isdigit())]
 
 
 def tokenize_query(text: str, lang: str, corpus_langs: Iterable[str]) -> list[str]:
     """Query tokens stemmed as the question's language and as each corpus language, deduplicated."""
-    words = _words(text, lang)
+    words = _words(text, lang, question_stopwords(lang))
     langs = [lang, *sorted(set(corpus_langs) - {lang, UNKNOWN})]
     seen: dict[str, None] = {}
     for each in langs:
@@ -128,7 +128,7 @@ class LexicalIndex:
     def query_terms(self, question: str, lang: str) -> list[str]:
         if self.analyzer == "stems":
             return tokenize_query(question, lang, self.langs)
-        return list(dict.fromkeys(prefixes(question, lang)))
+        return list(dict.fromkeys(prefixes(question, lang, question_stopwords(lang))))
 
     def scores(self, question: str, lang: str) -> np.ndarray:
         """BM25 score of every row for ``question``."""

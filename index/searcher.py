@@ -19,7 +19,7 @@ from index.errors import IndexMismatchError, InvalidQueryError
 from index.filters import AllowedRows, Filters, check_fields, parse_filters
 from index.fusion import Ranked, best, candidate_rows, weighted_fusion
 from index.hits import ShardLists, best_per_passage, fusion_weights, penalised, penalised_hits
-from index.language import detect_language
+from index.language import detect_question_language
 from index.manifest import REBUILD_HINT, Manifest
 from index.merging import best_sentence_of, merge_hits, merge_top
 from index.query import Highlight, Passage, Query
@@ -192,7 +192,7 @@ class Searcher:
 
     def encode(self, questions: Sequence[str]) -> list[Query]:
         """Questions as ``Query`` objects: their vectors, languages and translated terms."""
-        langs = [detect_language(question) for question in questions]
+        langs = [detect_question_language(question) for question in questions]
         words = [self._translator.words(q, lang, self.params) for q, lang in zip(questions, langs, strict=True)]
         vectors = self.encoder.encode_queries(questions)
         self._learn_words(self._translator.untranslated([word for each in words for word in each], self.params))

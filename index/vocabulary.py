@@ -22,7 +22,7 @@ import numpy as np
 
 from index.corpus import Document
 from index.errors import IndexCorruptError
-from index.language import stopwords
+from index.language import question_stopwords, stopwords
 from index.vectorstore import FaissVectorStore, VectorStore, load_vector_store
 
 _LETTERS = re.compile(r"[^\W\d_]{3,}")  # words of three letters or more: digits and names-with-digits match as they are
@@ -37,8 +37,8 @@ WORDS_FILE = "words.json"
 
 
 def content_words(text: str, lang: str) -> list[str]:
-    """Distinct lower-cased words of three letters or more that are not stopwords of ``lang``, in order."""
-    stop = stopwords(lang)
+    """Distinct lower-cased words of three letters or more of a question, not stopwords of ``lang``, in order."""
+    stop = question_stopwords(lang)
     return list(dict.fromkeys(w for w in _LETTERS.findall(text.lower()) if w not in stop))
 
 
