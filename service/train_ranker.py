@@ -26,7 +26,9 @@ from index.ranker import RERANK_DEPTH, ROUNDS, Ranker, RankerInfo, shipped_ranke
 from index.ranking_features import FEATURES
 from index.searcher import Searcher
 
-FEATURE_VERSION = 1  # bump when a feature's computation changes under the same name
+# Bump when a feature's computation changes under the same name (2: question language by py3langid, question
+# words left out of its terms).
+FEATURE_VERSION = 2
 
 
 def run_train_ranker(args: argparse.Namespace, settings: Settings) -> int:
