@@ -2,7 +2,8 @@
 
 A ranked list is a mapping ``{row: score}`` from one retriever. Fusion works
 on rows that any list found; a row missing from a list gets that list's
-lowest score, the most a retriever can vouch for an item it did not return.
+lowest normalised score, 0, the most a retriever can vouch for an item it
+did not return.
 The retrievers' lists are ``ScoredRows``: the same mapping kept as two numpy
 arrays, since every function here computes on arrays anyway.
 """
@@ -93,7 +94,10 @@ def weighted_fusion(
     total = np.zeros(len(rows), dtype=np.float64)
     for ranked, weight in zip(lists, weights, strict=True):
         keys, scores = _arrays(ranked)
-        total += np.asarray(weight, dtype=np.float64) * _spread(keys, _scaled(scores), rows)
+        # Rows a list lacks get 0, its scaled floor; also when the list holds a single row (or equal scores),
+        # which scales to ones: a same-language BM25 list with the corpus's one English passage would
+        # otherwise give every passage of the other languages the full weight too.
+        total += np.asarray(weight, dtype=np.float64) * _spread(keys, _scaled(scores), rows, fill=0.0)
     return ScoredRows(rows, total)
 
 
@@ -152,9 +156,11 @@ def _scaled(scores: np.ndarray) -> np.ndarray:
     return (scores - low) / (high - low)
 
 
-def _spread(keys: np.ndarray, scores: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """``scores`` placed at the positions of ``keys`` in ``rows``; other rows get the lowest score."""
-    out = np.full(len(rows), scores.min() if len(scores) else 0.0)
+def _spread(keys: np.ndarray, scores: np.ndarray, rows: np.ndarray, fill: float | None = None) -> np.ndarray:
+    """``scores`` placed at the positions of ``keys`` in ``rows``; other rows get ``fill``, or the lowest score."""
+    if fill is None:
+        fill = scores.min() if len(scores) else 0.0
+    out = np.full(len(rows), fill)
     if len(keys) and len(rows):
         order = np.argsort(rows)
         at = np.searchsorted(rows, keys, sorter=order).clip(max=len(rows) - 1)

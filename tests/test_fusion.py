@@ -50,6 +50,14 @@ def test_weighted_fusion_combines_normalised_lists():
     assert best(fused, 2)[0][0] in (1, 3)
 
 
+def test_a_list_of_one_row_lifts_that_row_only():
+    """A same-language BM25 list that found the corpus's only passage in that language scales to 1.0; the
+    passages it did not return get 0 from it, not its floor of 1.0."""
+    fused = weighted_fusion([{1: 0.9, 2: 0.2}, {2: 3.0}], [0.5, 1.0])
+    assert fused[1] == pytest.approx(0.5)
+    assert fused[2] == pytest.approx(1.0)
+
+
 def test_weighted_fusion_accepts_per_row_weights():
     fused = weighted_fusion([{1: 1.0, 2: 0.0}, {1: 0.0, 2: 1.0}], [1.0, np.array([0.0, 2.0])])
     assert fused == {1: 1.0, 2: 2.0}
