@@ -18,7 +18,7 @@ from index.encoders import Encoder
 from index.errors import IndexMismatchError, InvalidQueryError
 from index.filters import AllowedRows, Filters, check_fields, parse_filters
 from index.fusion import Ranked, best, candidate_rows, weighted_fusion
-from index.hits import ShardLists, best_per_passage, fusion_weights, penalised, penalised_hits
+from index.hits import ShardLists, best_per_passage, both_languages_matched, fusion_weights, penalised, penalised_hits
 from index.language import detect_question_language
 from index.manifest import REBUILD_HINT, Manifest
 from index.merging import best_sentence_of, merge_hits, merge_top
@@ -296,8 +296,8 @@ class Searcher:
         return [dense, sentences, lexical, cognates, best_sentence, translated]
 
     def fuse(self, lists: list[Ranked]) -> Ranked:
-        """Weighted sum of the min-max normalised lists of ``retrieve``."""
-        return weighted_fusion(lists, fusion_weights(self.params))
+        """Weighted sum of the min-max normalised lists of ``retrieve`` (weights: ``hits.fusion_weights``)."""
+        return weighted_fusion(lists, fusion_weights(self.params, both_languages_matched(lists)))
 
     def passages(self, ranked: list[tuple[int, float]], query: Query) -> list[Passage]:
         """The passages of ranked (row, score) pairs, from the shards that hold them, in ranked order."""

@@ -30,6 +30,7 @@ from index.hits import (
     ShardLists,
     VectorHits,
     best_per_passage,
+    both_languages_matched,
     empty_lists,
     fusion_weights,
     no_hits,
@@ -174,7 +175,8 @@ class LocalShard:
             penalised(dense, p.pool, penalty), best_per_passage(kept.first_chunk, kept.last_chunk, kept.scores),
             lexical[0], lexical[1], best_per_passage(terms.first_chunk, terms.last_chunk, terms.scores), lexical[2],
         ]  # fmt: skip
-        rows = [row for row, _ in best(weighted_fusion(lists, fusion_weights(p)), query.prefetch)]
+        weights = fusion_weights(p, both_languages_matched(lists))
+        rows = [row for row, _ in best(weighted_fusion(lists, weights), query.prefetch)]
         terms_by_lang: dict[str, dict[str, float]] = {}
         return {int(self._rows(np.array([row]))[0]): self._passage(row, 0.0, query, terms_by_lang) for row in rows}
 
