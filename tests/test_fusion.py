@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from index.config import SearchParams
 from index.evaluation.metrics import contains_answer, contains_span, first_hit, hit_at, hit_curve, mrr_at
 from index.fusion import (
     ScoredRows,
@@ -17,6 +18,7 @@ from index.fusion import (
     top_k,
     weighted_fusion,
 )
+from index.hits import both_languages_matched, fusion_weights
 
 
 def test_top_k_orders_best_first_with_stable_ties():
@@ -107,3 +109,23 @@ def test_sorted_unique_is_numpy_unique():
     rng = np.random.default_rng(3)
     for values in (np.array([], dtype=np.int64), np.array([5]), rng.integers(0, 50, 200), np.repeat([3, 1, 2], 4)):
         assert sorted_unique(values).tolist() == np.unique(values).tolist()
+
+
+def test_both_languages_get_the_same_lexical_weight_when_both_matched():
+    params = SearchParams()
+    same = params.bm25_same_language + params.sentence_bm25
+    plain = fusion_weights(params)
+    balanced = fusion_weights(params, both_languages=True)
+    assert balanced[0:3] == plain[0:3] and balanced[4] == plain[4]
+    assert balanced[3] + balanced[5] == pytest.approx(same)
+    assert balanced[3] / balanced[5] == pytest.approx(plain[3] / plain[5])
+    off = params.model_copy(update={"balance_languages": False})
+    assert fusion_weights(off, both_languages=True) == plain
+
+
+def test_both_languages_matched_needs_a_hit_of_each_kind():
+    hit, none = {1: 2.0}, {}
+    assert both_languages_matched([hit, hit, hit, none, none, hit])
+    assert both_languages_matched([hit, hit, hit, hit, none, none])
+    assert not both_languages_matched([hit, hit, none, hit, none, hit])  # nothing in the question's language
+    assert not both_languages_matched([hit, hit, hit, none, hit, none])  # nothing in another

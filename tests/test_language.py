@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
+from index.builder import build_index
 from index.language import UNKNOWN, detect_language, detect_question_language
 from index.lexical import LexicalIndex, tokenize, tokenize_query
+from index.searcher import Searcher
+from index.store import read_index, resolve_live
 from index.vocabulary import content_words
+from tests.conftest import SEED, make_settings
+
+MEDIATION = "Who mediated the talks between Iran and the United States?"
 
 
 @pytest.mark.parametrize(
@@ -47,3 +55,30 @@ def test_question_words_are_not_query_terms():
 def test_documents_keep_their_question_words():
     """Only questions drop them, so indexes built before are unchanged."""
     assert "quand" in tokenize("Il ne sait pas quand elle part.", "fr")
+
+
+@pytest.fixture(scope="module")
+def two_languages(tmp_path_factory, encoder):
+    """The French seed article beside an English text that shares two of an English question's words."""
+    tmp = tmp_path_factory.mktemp("two-languages")
+    settings = make_settings(tmp)
+    settings.corpus_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copy(SEED, settings.corpus_dir / SEED.name)
+    (settings.corpus_dir / "chess.en.txt").write_text(
+        "Talks in Oman\n\nThe talks of the chess federation took place in a hotel. The weather was sunny during "
+        "the talks, and the players went to the beach.",
+        encoding="utf-8",
+    )
+    build_index(settings, encoder, show_progress=False)
+    return read_index(resolve_live(settings.index_dir)), settings
+
+
+@pytest.mark.parametrize(("balance", "first"), [(True, SEED.name), (False, "chess.en.txt")])
+def test_an_answer_in_another_language_competes_with_words_in_the_question_s(two_languages, encoder, balance, first):
+    """Stemmed BM25 in the question's language adds up to 1.3, prefixes and translations 0.5: balanced, the
+    French answer comes before the English text that only shares "talks"; unbalanced, it did not."""
+    data, settings = two_languages
+    params = settings.search.model_copy(update={"balance_languages": balance, "ranker": "off"})
+    result = Searcher(data, encoder, params).search(MEDIATION, k=3)
+    assert result.language == "en"
+    assert result.passages[0].doc_id == first
