@@ -33,9 +33,13 @@ def test_a_question_gets_its_language(question, lang):
     assert detect_question_language(question) == lang
 
 
-def test_a_question_without_letters_has_no_language():
+def test_a_question_without_letters_or_in_an_unsupported_language_has_none():
+    """Unknown, so that every document gets the cross-language terms (prefixes, translations)."""
     assert detect_question_language("2026 ?") == UNKNOWN
     assert detect_question_language("") == UNKNOWN
+    assert detect_question_language("Kto pośredniczył w rozmowach?") == UNKNOWN
+    assert detect_question_language("Кто был посредником на переговорах?") == UNKNOWN
+    assert detect_question_language("qui est Albert Rivera") == "fr"  # Latin fits it better, French closely
 
 
 def test_documents_are_still_detected_by_their_stopwords():
