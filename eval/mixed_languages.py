@@ -6,7 +6,8 @@ in the answer's language and the other quarter in the other language, so that th
 has articles too, but never the translation of the gold one:
 
 - es→en, en→es: the question in one language, the answer in the other, distractors in the question's;
-- es→es, en→en: the same indexes, the answer in the question's language, distractors in the other.
+- es→es, en→en: the same indexes, the answer in the question's language, distractors in the other;
+- fr→fr: PIAF's questions over its articles with XQuAD's 48 English ones beside them (a third of the passages).
 
 Each set is run twice (each quarter holding the answers once) and the two runs are pooled. Search settings come
 from the environment as for `qa eval` (e.g. `QA_SEARCH__BALANCE_LANGUAGES=false`). Indexes are cached under
@@ -20,7 +21,7 @@ from pathlib import Path
 
 from index.config import Settings
 from index.encoders import load_encoder
-from index.evaluation.datasets import EvalQuestion, EvalSet, load_eval_file
+from index.evaluation.datasets import EvalQuestion, EvalSet, every_other_article, load_eval_file
 from index.evaluation.runner import evaluate, searcher_for
 
 EVAL = Path(__file__).resolve().parent.parent.parent / "shared" / "eval"
@@ -61,6 +62,17 @@ def main(parities: list[str]) -> None:
                 score = evaluate(eval_set, searcher, show_progress=False)
                 n, first, fifth = n + score.n, first + score.hit_at_1 * score.n, fifth + score.hit_at_5 * score.n
             print(f"| {question_lang} → {answer_lang} | {parity} | {n} | {first / n:.3f} | {fifth / n:.3f} |")
+        french = with_english(parity)
+        score = evaluate(french, searcher_for(french, settings, encoder, show_progress=False), show_progress=False)
+        figures = f"{score.n} | {score.hit_at_1:.3f} | {score.hit_at_5:.3f}"
+        print(f"| fr → fr, English articles beside | {parity} | {figures} |")
+
+
+def with_english(parity: str) -> EvalSet:
+    """PIAF's questions about its ``parity`` articles, over its articles and XQuAD's English ones."""
+    piaf = every_other_article(load_eval_file(EVAL / "piaf-dev.json"), parity)
+    english = load_eval_file(EVAL / "xquad-en.json").documents or []
+    return EvalSet(f"piaf-dev {parity} + xquad-en", piaf.questions, [*(piaf.documents or []), *english])
 
 
 if __name__ == "__main__":

@@ -40,10 +40,11 @@ class SearchParams(BaseModel):
         0.25, ge=0, description="Weight of stemmed passage BM25 over the question words' translations, for documents "
         "in another language (0 turns translation off).",
     )
-    balance_languages: bool = Field(
-        True, description="In an index where documents both in the question's language and in others match its "
-        "words, give the other languages' BM25 lists (prefixes, translations) the same total weight as the "
-        "question language's (stemmed passages and sentences); off: their own weights (see index/hits.py).",
+    balance_languages: float = Field(
+        0.75, ge=0, le=1, description="In an index where documents both in the question's language and in others "
+        "match its words, how much of the gap between the two kinds' BM25 weights to close: the other languages' "
+        "lists (prefixes, translations) are scaled towards the question language's total (stemmed passages and "
+        "sentences); 1 closes it, 0 leaves their own weights (see index/hits.py).",
     )
     translation_threshold: float = Field(
         0.8, ge=0, le=1, description="Least encoder similarity between a question word and a corpus word it "

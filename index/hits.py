@@ -44,22 +44,32 @@ def fusion_weights(p: SearchParams, both_languages: bool = False) -> list[float]
     """Weights of the six lists of ``LocalShard.final_lists``, in their order.
 
     ``both_languages``: documents in the question's language and in others both matched its words.
-    Their lexical lists are then scaled to the same total weight (with ``balance_languages``): at
-    1.0 + 0.3 against 0.25 + 0.25, a passage in the question's language that matched one word outranked
-    the answer in another language nearly always (English questions over Spanish articles beside English
-    ones: 0.057 hit@1, 0.788 balanced; eval/README, row 36). Each list is min-max scaled, so its weight
-    is the most it can add.
+    The other languages' lists are then scaled up to close ``balance_languages`` of the gap between the
+    two totals: at 1.0 + 0.3 against 0.25 + 0.25, a passage in the question's language that matched one
+    word outranked the answer in another language nearly always (English questions over Spanish articles
+    beside English ones: 0.057 hit@1; 0.734 with 0.75 of the gap closed; eval/README, row 36). Each list
+    is min-max scaled, so its weight is the most it can add.
     """
     same, cross = p.bm25_same_language + p.sentence_bm25, p.bm25_cross_language + p.bm25_translated
-    scale = same / cross if both_languages and p.balance_languages and same > 0 and cross > 0 else 1.0
+    scale = 1.0
+    if both_languages and same > 0 and cross > 0:
+        scale += p.balance_languages * (same / cross - 1.0)
     return [p.chunk_dense, p.sentence_dense, p.bm25_same_language, scale * p.bm25_cross_language, p.sentence_bm25,
             scale * p.bm25_translated]  # fmt: skip
 
 
 def both_languages_matched(lists: Sequence[Ranked]) -> bool:
-    """Whether the six lists hold BM25 hits both in the question's language and in another (see ``fusion_weights``)."""
+    """Whether the six lists hold BM25 hits both in the question's language and in another (see ``fusion_weights``).
+
+    A hit is a positive score: a shard's list may carry a lone zero row for the merge (``top_k_with_zero``).
+    """
     _, _, lexical, cognates, _, translated = lists
-    return bool(len(lexical)) and bool(len(cognates) or len(translated))
+    return _scored(lexical) and (_scored(cognates) or _scored(translated))
+
+
+def _scored(ranked: Ranked) -> bool:
+    scores = ranked.scores if isinstance(ranked, ScoredRows) else np.fromiter(ranked.values(), float, len(ranked))
+    return bool((scores > 0).any())
 
 
 def penalised(hits: VectorHits, k: int, penalty: float) -> ScoredRows:

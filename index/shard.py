@@ -175,8 +175,10 @@ class LocalShard:
             penalised(dense, p.pool, penalty), best_per_passage(kept.first_chunk, kept.last_chunk, kept.scores),
             lexical[0], lexical[1], best_per_passage(terms.first_chunk, terms.last_chunk, terms.scores), lexical[2],
         ]  # fmt: skip
-        weights = fusion_weights(p, both_languages_matched(lists))
-        rows = [row for row, _ in best(weighted_fusion(lists, weights), query.prefetch)]
+        rows = [row for row, _ in best(weighted_fusion(lists, fusion_weights(p)), query.prefetch)]
+        if both_languages_matched(lists):  # whether the searcher balances depends on the other shards' lists too
+            balanced = best(weighted_fusion(lists, fusion_weights(p, both_languages=True)), query.prefetch)
+            rows = list(dict.fromkeys([*rows, *(row for row, _ in balanced)]))
         terms_by_lang: dict[str, dict[str, float]] = {}
         return {int(self._rows(np.array([row]))[0]): self._passage(row, 0.0, query, terms_by_lang) for row in rows}
 

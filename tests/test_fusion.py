@@ -111,16 +111,18 @@ def test_sorted_unique_is_numpy_unique():
         assert sorted_unique(values).tolist() == np.unique(values).tolist()
 
 
-def test_both_languages_get_the_same_lexical_weight_when_both_matched():
-    params = SearchParams()
-    same = params.bm25_same_language + params.sentence_bm25
-    plain = fusion_weights(params)
-    balanced = fusion_weights(params, both_languages=True)
+def test_balancing_closes_a_share_of_the_gap_between_the_two_kinds_of_lexical_weight():
+    full = SearchParams(balance_languages=1.0)
+    same = full.bm25_same_language + full.sentence_bm25
+    cross = full.bm25_cross_language + full.bm25_translated
+    plain = fusion_weights(full)
+    balanced = fusion_weights(full, both_languages=True)
     assert balanced[0:3] == plain[0:3] and balanced[4] == plain[4]
     assert balanced[3] + balanced[5] == pytest.approx(same)
     assert balanced[3] / balanced[5] == pytest.approx(plain[3] / plain[5])
-    off = params.model_copy(update={"balance_languages": False})
-    assert fusion_weights(off, both_languages=True) == plain
+    default = fusion_weights(SearchParams(), both_languages=True)  # 0.75 of the gap
+    assert default[3] + default[5] == pytest.approx(cross + 0.75 * (same - cross))
+    assert fusion_weights(SearchParams(balance_languages=0), both_languages=True) == plain
 
 
 def test_both_languages_matched_needs_a_hit_of_each_kind():

@@ -77,10 +77,11 @@ def two_languages(tmp_path_factory, encoder):
     return read_index(resolve_live(settings.index_dir)), settings
 
 
-@pytest.mark.parametrize(("balance", "first"), [(True, SEED.name), (False, "chess.en.txt")])
+@pytest.mark.parametrize(("balance", "first"), [(0.75, SEED.name), (0.0, "chess.en.txt")])
 def test_an_answer_in_another_language_competes_with_words_in_the_question_s(two_languages, encoder, balance, first):
-    """Stemmed BM25 in the question's language adds up to 1.3, prefixes and translations 0.5: balanced, the
-    French answer comes before the English text that only shares "talks"; unbalanced, it did not."""
+    """Stemmed BM25 in the question's language adds up to 1.3, prefixes and translations 0.5: balanced (the
+    default, 0.75 of the gap closed), the French answer comes before the English text that only shares
+    "talks"; unbalanced, it did not."""
     data, settings = two_languages
     params = settings.search.model_copy(update={"balance_languages": balance, "ranker": "off"})
     result = Searcher(data, encoder, params).search(MEDIATION, k=3)
