@@ -7,32 +7,25 @@ piaf-dev (fr), xquad-en (en), xquad-es (es) and the project's own sets (their `l
 
 from __future__ import annotations
 
-import json
 import time
 from collections import Counter
 from pathlib import Path
 
+from index.evaluation.datasets import load_eval_file, squad_documents
 from index.language import detect_language, detect_question_language
 
 EVAL = Path(__file__).resolve().parent.parent.parent / "shared" / "eval"
 OWN = Path(__file__).resolve().parent
 
 
-def squad_questions(path: Path) -> list[str]:
-    data = json.loads(path.read_text(encoding="utf-8"))["data"]
-    return [qa["question"] for article in data for paragraph in article["paragraphs"] for qa in paragraph["qas"]]
-
-
 def question_sets() -> dict[str, list[str]]:
     sets = {
-        "piaf-dev (fr)": squad_questions(EVAL / "piaf-dev.json"),
-        "xquad-en (en)": squad_questions(EVAL / "xquad-en.json"),
-        "xquad-es (es)": squad_questions(EVAL / "xquad-es.json"),
+        f"{name} ({lang})": [q.question for q in squad_documents(EVAL / f"{name}.json")[1]]
+        for name, lang in (("piaf-dev", "fr"), ("xquad-en", "en"), ("xquad-es", "es"))
     }
     for name in ("seed.jsonl", "seed-fresh.jsonl"):
-        for line in (OWN / name).read_text(encoding="utf-8").splitlines():
-            record = json.loads(line)
-            sets.setdefault(f"own sets ({record['lang']})", []).append(record["question"])
+        for question in load_eval_file(OWN / name).questions:
+            sets.setdefault(f"own sets ({question.lang})", []).append(question.question)
     return sets
 
 
