@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from index.config import SearchParams
-from index.fusion import Ranked, best
+from index.fusion import Ranked, _arrays, best
+from index.hits import spanned_rows
 from index.lexical import LexicalIndex
 from index.ranking_features import (
     LEXICAL,
@@ -104,7 +105,7 @@ def _best_sentence_cosine(
     vectors are read and compared, which keeps this cheap on a large index.
     """
     out = np.maximum(raw_scores(nearest, rows), 0.0)  # floored at 0, as best_per_group is
-    missing = ~np.isin(rows, np.fromiter(nearest.keys(), np.int64, len(nearest)))
+    missing = ~np.isin(rows, _arrays(nearest)[0])
     wanted = missing[owner]
     if wanted.any():
         sentences = sentence_rows[wanted]
@@ -123,9 +124,5 @@ def _coverage(index: LexicalIndex, words: list[str], rows: np.ndarray) -> np.nda
 
 def _sentences_of(links: SpanLinks, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Sentence rows of each passage row and, for each, the position of its passage in ``rows``."""
-    first = links.chunk_first_sentence[rows]
-    counts = np.maximum(links.chunk_last_sentence[rows] - first + 1, 0)
-    owner = np.repeat(np.arange(len(rows)), counts)
-    ends = np.cumsum(counts)
-    within = np.arange(ends[-1] if len(ends) else 0) - np.repeat(ends - counts, counts)
-    return np.repeat(first, counts) + within, owner
+    sentences, counts = spanned_rows(links.chunk_first_sentence[rows], links.chunk_last_sentence[rows])
+    return sentences, np.repeat(np.arange(len(rows)), counts)

@@ -76,9 +76,9 @@ def minmax(ranked: Ranked) -> dict[int, float]:
     return dict(zip(rows.tolist(), _scaled(scores).tolist(), strict=True))
 
 
-def fill_missing(ranked: Ranked, rows: Sequence[int] | np.ndarray) -> np.ndarray:
-    """Scores of ``rows`` in ``ranked``, with the list's minimum for rows it lacks."""
-    return _spread(*_arrays(ranked), np.asarray(rows, dtype=np.int64))
+def fill_missing(ranked: Ranked, rows: Sequence[int] | np.ndarray, fill: float | None = None) -> np.ndarray:
+    """Scores of ``rows`` in ``ranked``, with ``fill`` (default: the list's minimum) for rows it lacks."""
+    return _spread(*_arrays(ranked), np.asarray(rows, dtype=np.int64), fill)
 
 
 def weighted_fusion(

@@ -93,9 +93,14 @@ def penalised_hits(hits: VectorHits, k: int, penalty: float) -> VectorHits:
 
 def best_per_passage(first: np.ndarray, last: np.ndarray, scores: np.ndarray) -> ScoredRows:
     """Highest score among the sentences overlapping each passage, from each sentence's passage range."""
-    counts = np.maximum(last - first + 1, 0)
-    chunk_rows = np.repeat(first, counts) + ranges(counts)
+    chunk_rows, counts = spanned_rows(first, last)
     return max_by_group(chunk_rows, np.repeat(scores, counts))
+
+
+def spanned_rows(first: np.ndarray, last: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every row from ``first[i]`` to ``last[i]`` for each i, concatenated, and how many each i spans."""
+    counts = np.maximum(last - first + 1, 0)
+    return np.repeat(first, counts) + ranges(counts), counts
 
 
 def top_k_with_zero(scores: np.ndarray, k: int, allowed: np.ndarray | None = None) -> ScoredRows:

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from index.fusion import Ranked, ScoredRows
+from index.fusion import Ranked, ScoredRows, _arrays, _scaled, fill_missing
 
 LISTS = ("dense", "sentence_dense", "bm25", "cognates", "sentence_bm25", "translated")  # Searcher.retrieve's order
 LEXICAL = ("bm25", "cognates", "sentence_bm25", "translated")
@@ -45,29 +45,17 @@ FEATURES = (
 def normalised_and_ranks(ranked: Ranked, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Min-max normalised score (0 when absent, as in the fusion) and 1-based rank of each row in one list."""
     keys, scores = _arrays(ranked)
-    normalised, ranks = np.zeros(len(rows)), np.full(len(rows), float(MISSING_RANK))
     if not len(keys):
-        return normalised, ranks
-    spread = scores.max() - scores.min()
-    scaled = (scores - scores.min()) / spread if spread >= 1e-12 else np.ones(len(scores))
+        return np.zeros(len(rows)), np.full(len(rows), float(MISSING_RANK))
     rank_of = np.empty(len(keys))
     rank_of[np.lexsort((keys, -scores))] = np.arange(1, len(keys) + 1)
-    sorter = np.argsort(keys)
-    at = sorter[np.searchsorted(keys, rows, sorter=sorter).clip(max=len(keys) - 1)]
-    found = keys[at] == rows
-    normalised[found], ranks[found] = scaled[at[found]], rank_of[at[found]]
-    return normalised, ranks
+    normalised = fill_missing(ScoredRows(keys, _scaled(scores)), rows, 0.0)
+    return normalised, fill_missing(ScoredRows(keys, rank_of), rows, float(MISSING_RANK))
 
 
 def raw_scores(ranked: Ranked, rows: np.ndarray) -> np.ndarray:
     """Each row's score in a list, 0 when the list did not return it."""
-    return np.array([ranked.get(row, 0.0) for row in rows.tolist()], dtype=np.float64)
-
-
-def _arrays(ranked: Ranked) -> tuple[np.ndarray, np.ndarray]:
-    if isinstance(ranked, ScoredRows):
-        return ranked.rows, ranked.scores
-    return np.fromiter(ranked.keys(), np.int64, len(ranked)), np.fromiter(ranked.values(), np.float64, len(ranked))
+    return fill_missing(ranked, rows, 0.0)
 
 
 def full_match_ratio(scores: np.ndarray, ceiling: float) -> np.ndarray:

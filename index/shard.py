@@ -36,7 +36,7 @@ from index.hits import (
     no_hits,
     penalised,
     penalised_hits,
-    ranges,
+    spanned_rows,
     top_k_with_zero,
 )
 from index.lexical import tokenize_query
@@ -149,8 +149,8 @@ class LocalShard:
         terms = no_hits(ranges=True)
         if p.sentence_bm25 and same is not False:
             # Every passage a merged list may keep: the merge cannot know them before fusing.
-            overlapped = _ranges_of(sentences.first_chunk, sentences.last_chunk) if len(sentences.rows) else []
-            local = np.concatenate([dense.rows, *overlapped, lexical.rows])
+            overlapped, _ = spanned_rows(sentences.first_chunk, sentences.last_chunk)
+            local = np.concatenate([dense.rows, overlapped, lexical.rows])
             terms = self._sentence_terms(query, sorted_unique(local), same)
         passages = self._prefetch(query, dense, sentences, (lexical, cognates, translated), terms)
         return ShardLists(
@@ -260,12 +260,11 @@ class LocalShard:
         """
         if same is not None:
             candidates = candidates[same[candidates]]
-        first = self._links.chunk_first_sentence[candidates]
-        counts = np.maximum(self._links.chunk_last_sentence[candidates] - first + 1, 0)
-        rows = sorted_unique(np.repeat(first, counts) + ranges(counts))
+        links = self._links
+        spanned, _ = spanned_rows(links.chunk_first_sentence[candidates], links.chunk_last_sentence[candidates])
+        rows = sorted_unique(spanned)
         scores = self.data.sentence_lexical.scores_of_rows(query.text, query.lang, rows)
         rows, scores = rows[scores > 0], scores[scores > 0]
-        links = self._links
         return VectorHits(rows, scores, np.zeros(len(rows), dtype=np.float32), links.sentence_first_chunk[rows],
                           links.sentence_last_chunk[rows])  # fmt: skip
 
@@ -328,7 +327,3 @@ def _search(store: VectorStore, vector: np.ndarray, k: int, subset: IdSubset | N
 def _mask_or_false(mask: np.ndarray | bool) -> Rows:
     return False if isinstance(mask, np.ndarray) and not mask.any() else mask
 
-
-def _ranges_of(first: np.ndarray, last: np.ndarray) -> list[np.ndarray]:
-    counts = np.maximum(last - first + 1, 0)
-    return [np.repeat(first, counts) + ranges(counts)]

@@ -158,12 +158,7 @@ class FaissVectorStore:
         # A few queries (one question, or its words): waking OpenMP threads costs more than
         # they save. The setting is per calling thread, so concurrent requests and builds
         # are not affected.
-        threads = faiss.omp_get_max_threads()
-        faiss.omp_set_num_threads(1)
-        try:
-            return self._index.search(queries, k)
-        finally:
-            faiss.omp_set_num_threads(threads)
+        return _one_thread_search(self._index, queries, k)
 
     def get(self, ids: np.ndarray) -> np.ndarray:
         if not len(ids):
