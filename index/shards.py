@@ -36,12 +36,14 @@ def passage_owners(shard_rows: list[np.ndarray]) -> np.ndarray:
 def split_index(data: IndexData, shards: int) -> list[IndexData]:
     """``data`` as ``shards`` shards; each holds an empty vocabulary (the coordinator keeps the whole one)."""
     owner = np.array([shard_of(doc.doc_id, shards) for doc in data.documents], dtype=np.int64)
-    return [_shard(data, np.flatnonzero(owner == number)) for number in range(shards)]
+    chunk_owner, sentence_owner = owner[data.chunks.doc], owner[data.sentences.doc]  # once, not once per shard
+    return [
+        _shard(data, *(np.flatnonzero(rows == number) for rows in (owner, chunk_owner, sentence_owner)))
+        for number in range(shards)
+    ]
 
 
-def _shard(data: IndexData, doc_rows: np.ndarray) -> IndexData:
-    chunk_rows = np.flatnonzero(np.isin(data.chunks.doc, doc_rows))
-    sentence_rows = np.flatnonzero(np.isin(data.sentences.doc, doc_rows))
+def _shard(data: IndexData, doc_rows: np.ndarray, chunk_rows: np.ndarray, sentence_rows: np.ndarray) -> IndexData:
     return IndexData(
         manifest=data.manifest,
         documents=[data.documents[row] for row in doc_rows],

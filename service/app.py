@@ -81,12 +81,8 @@ def create_app(
     or in the given ``backend`` (``service.cluster.ClusterBackend``: shards on Ray).
     """
     settings = settings or Settings()
-    if backend is not None:
-        pass
-    elif processes > 1:
-        backend = PoolBackend(settings, processes)
-    else:
-        backend = LocalBackend(state or ServiceState(settings))
+    if backend is None:
+        backend = PoolBackend(settings, processes) if processes > 1 else LocalBackend(state or ServiceState(settings))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):

@@ -65,9 +65,6 @@ class ShardReplica:
     def passages(self, rows: list[int], query: Query, scores: list[float]) -> list[Passage]:
         return self.shard.passages(rows, query, scores)
 
-    def pid(self) -> int:
-        return os.getpid()
-
 
 class RemoteShard:
     """A shard behind a Serve deployment handle: a failed call is retried once (another replica takes it),

@@ -19,15 +19,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from service.bench.cluster import network_interfaces
 from tests.conftest import free_port
 
 OBJECT_STORE_BYTES = 150 * 2**20
-
-
-def network_interfaces() -> set[str]:
-    """Interfaces of this process's network namespace (/sys/class/net shows the namespace sysfs was mounted in)."""
-    lines = Path("/proc/self/net/dev").read_text().splitlines()[2:]
-    return {line.split(":", 1)[0].strip() for line in lines}
 
 
 def private_namespace_problem() -> str | None:

@@ -157,6 +157,8 @@ def _answer(searcher: Searcher, query, filters) -> list[tuple]:
     ]
 
 
+@pytest.mark.slow  # the piaf fixture embeds piaf-dev's 86 articles
+@pytest.mark.timeout(900)
 def test_joined_shards_are_the_whole_index(piaf):
     _, data, _ = piaf
     joined = join_shards(split_index(data, 3))

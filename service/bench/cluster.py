@@ -33,7 +33,7 @@ NETNS_RUN = ROOT / "tests" / "netns-run"
 
 def run_cluster(settings: Settings, eval_dir: Path, docs: int | None, runs: int, work: Path) -> dict:
     """The cluster figures, measured in a child process in a private network namespace (or why they were not)."""
-    problem = _namespace_problem()
+    problem = namespace_problem()
     spec_path, out_path = work / "cluster-spec.json", work / "cluster.json"
     spec = {"piaf": str(eval_dir / "piaf-dev.json"), "docs": docs, "corpus": str(settings.corpus_dir),
             "model": settings.model, "batch_size": settings.batch_size, "runs": runs,
@@ -50,20 +50,23 @@ def run_cluster(settings: Settings, eval_dir: Path, docs: int | None, runs: int,
     return json.loads(out_path.read_text(encoding="utf-8"))
 
 
-def _namespace_problem() -> str | None:
+def namespace_problem() -> str | None:
     """None inside a private network namespace; "outside" when one can be made here; else why not."""
-    if _interfaces() == {"lo"}:
+    if network_interfaces() == {"lo"}:
         return None
     probe = subprocess.run([str(NETNS_RUN), "sh", "-c", "cat /proc/self/net/dev"], capture_output=True, text=True)
-    lines = probe.stdout.splitlines()[2:]
-    if probe.returncode == 0 and {line.split(":", 1)[0].strip() for line in lines} == {"lo"}:
+    if probe.returncode == 0 and _interface_names(probe.stdout) == {"lo"}:
         return "outside"
     return "needs a private network namespace: run the bench as root (it uses unshare -n), or inside tests/netns-run"
 
 
-def _interfaces() -> set[str]:
-    lines = Path("/proc/self/net/dev").read_text().splitlines()[2:]
-    return {line.split(":", 1)[0].strip() for line in lines}
+def network_interfaces() -> set[str]:
+    """Interfaces of this process's network namespace (/sys/class/net shows the namespace sysfs was mounted in)."""
+    return _interface_names(Path("/proc/self/net/dev").read_text())
+
+
+def _interface_names(net_dev: str) -> set[str]:
+    return {line.split(":", 1)[0].strip() for line in net_dev.splitlines()[2:]}
 
 
 class _Timed:

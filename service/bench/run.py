@@ -31,8 +31,7 @@ from index.evaluation.datasets import EvalSet, squad_documents
 from index.evaluation.runner import evaluate
 from index.searcher import Searcher
 from index.store import read_index, resolve_live
-from service.bench.cluster import NETNS_RUN, run_cluster
-from service.bench.cluster import _namespace_problem as namespace_problem
+from service.bench.cluster import NETNS_RUN, namespace_problem, run_cluster
 from service.bench.http_load import run_http
 from service.bench.peer import interleaved_latency, run_peer
 from service.bench.report import render_markdown, targets

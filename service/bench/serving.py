@@ -128,7 +128,10 @@ def _http(state, spec: dict) -> dict:
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    while not server.started:
+    deadline = time.monotonic() + 60
+    while not server.started:  # a server that cannot start ends the bench part instead of hanging it
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError(f"the HTTP server on port {port} did not start")
         time.sleep(0.05)
     try:
         url = f"http://127.0.0.1:{port}"
