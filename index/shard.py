@@ -60,6 +60,7 @@ class LocalShard:
         self._doc_rows = {doc.doc_id: row for row, doc in enumerate(data.documents)}
         self._doc_langs = np.array(data.doc_langs)
         self._same_rows: dict[str, np.ndarray | bool] = {}
+        self._unfiltered_rows: dict[str, tuple[Rows, Rows]] = {}  # (same, other) of _language_rows, no filter
         self._has_hubness = bool(data.manifest.settings.reference)
         # A shard of a sharded index leaves out documents for a field its own documents lack: the searcher
         # checks filter fields against every shard's.
@@ -241,8 +242,11 @@ class LocalShard:
             return allowed.by_language[lang]
         same = self._same_language_rows(lang)
         if allowed is None:
-            mixed = isinstance(same, np.ndarray)
-            return (same if mixed else None if same else False), (~same if mixed else False if same else None)
+            if lang not in self._unfiltered_rows:  # once per language, not per question: ~same spans every passage
+                mixed = isinstance(same, np.ndarray)
+                pair = (same if mixed else None if same else False), (~same if mixed else False if same else None)
+                self._unfiltered_rows[lang] = pair
+            return self._unfiltered_rows[lang]
         if isinstance(same, np.ndarray):
             in_lang, out_lang = allowed.chunks & same, allowed.chunks & ~same
         else:

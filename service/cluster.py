@@ -177,8 +177,7 @@ class ClusterState(ServiceState):
         self.address, self.replicas, self.replica_cpus = address, replicas, replica_cpus
         self._connected = False
         self._deploy_lock = threading.Lock()
-        self._latest = ""  # the build whose applications were deployed last
-        self._deployed: ClusterSearcher | None = None
+        self._deployed: ClusterSearcher | None = None  # the searcher of the build deployed last
 
     def connect(self) -> None:
         """Join the Ray cluster (``local``: start one on 127.0.0.1) and start Serve without its HTTP proxy."""
@@ -211,7 +210,7 @@ class ClusterState(ServiceState):
     def _load_searcher(self, folder: Path) -> Searcher:
         self.connect()
         with self._deploy_lock:
-            if self._deployed is not None and self._latest == folder.name:
+            if self._latest() == folder.name:
                 return self._deployed  # a rebuild and the reload that noticed its new build ask for the same one
             try:
                 searcher = self._deploy(folder)
@@ -219,11 +218,15 @@ class ClusterState(ServiceState):
                 raise
             except Exception as exc:  # Ray's many failure types, as one line
                 raise ClusterError(f"cannot deploy the build {folder.name} on the cluster: {_one_line(exc)}") from exc
-            self._latest, self._deployed = folder.name, searcher
+            self._deployed = searcher
         # Requests that took the old searcher just before the swap may still call its shards: its
         # applications go once no such call can be running (each ends within the shard timeout).
         threading.Timer(2 * self.settings.shard_timeout + 1, self._delete_old_apps).start()
         return searcher
+
+    def _latest(self) -> str:
+        """The build folder name of the applications deployed last ("" before any)."""
+        return self._deployed.folder.name if self._deployed is not None and self._deployed.folder else ""
 
     def _deploy(self, folder: Path) -> ClusterSearcher:
         """Deploy every shard of the build at ``folder``, wait until each answers, then delete older builds."""
@@ -255,7 +258,7 @@ class ClusterState(ServiceState):
             if not self._connected:
                 return
             for name in serve.status().applications:
-                if SHARD_APP.fullmatch(name) and not name.startswith(f"{APP_PREFIX}{self._latest}-"):
+                if SHARD_APP.fullmatch(name) and not name.startswith(f"{APP_PREFIX}{self._latest()}-"):
                     serve.delete(name, _blocking=False)
 
     def close(self) -> None:
