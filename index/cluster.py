@@ -71,6 +71,7 @@ class ClusterEmbedder:
         self.workers = 0  # distinct actors that returned vectors in the last embed call
         self.encoding_s = 0.0  # in the last embed call, from the first batch's start to the last one's end
         self.actor_peak_mb = 0.0  # in the last embed call, the largest peak RSS of an actor
+        self.embedded = 0  # texts embedded over this embedder's life
         self._connected = False
 
     def __enter__(self) -> ClusterEmbedder:
@@ -112,7 +113,7 @@ class ClusterEmbedder:
             raise ClusterError(f"the cluster build failed, the live index is unchanged: {_one_line(exc)}") from exc
         if not done.all():
             raise ClusterError(f"the cluster returned {int(done.sum())} of {len(texts)} vectors; build again")
-        self.workers, self.encoding_s = len(actors), float(last - first)
+        self.workers, self.embedded, self.encoding_s = len(actors), self.embedded + len(texts), float(last - first)
         self.actor_peak_mb = peak
         return out
 
