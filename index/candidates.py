@@ -14,7 +14,7 @@ import numpy as np
 
 from index.config import SearchParams
 from index.fusion import Ranked, _arrays, best
-from index.hits import spanned_rows
+from index.hits import discounts, spanned_rows
 from index.lexical import LexicalIndex
 from index.ranking_features import (
     LEXICAL,
@@ -83,7 +83,7 @@ def candidates(
     sentence_coverage = _coverage(data.sentence_lexical, both, sentence_rows)
     columns["coverage_sentence"] = best_per_group(owner, sentence_coverage, len(rows))
     columns["passage_cosine"] = data.chunk_vectors.get(data.chunks.ids[rows]) @ vector
-    columns["sentence_cosine"] = _best_sentence_cosine(data, params, vector, lists[1], rows, sentence_rows, owner)
+    columns["sentence_cosine"] = _best_sentence_cosine(data, params, vector, lang, lists[1], rows, sentence_rows, owner)
     columns["same_language"] = (np.asarray(data.doc_langs)[data.chunks.doc[rows]] == lang).astype(np.float64)
     columns["question_terms"] = float(len(data.lexical.term_ids(terms.stems)))
     return Candidates(rows, scores, feature_matrix(columns, len(rows)))
@@ -93,12 +93,13 @@ def _best_sentence_cosine(
     data: IndexData,
     params: SearchParams,
     vector: np.ndarray,
+    lang: str,
     nearest: Ranked,
     rows: np.ndarray,
     sentence_rows: np.ndarray,
     owner: np.ndarray,
 ) -> np.ndarray:
-    """Hubness-corrected similarity of each passage's best sentence to the question.
+    """Similarity, less its discount (``hits.discounts``), of each passage's best sentence to the question.
 
     The best-sentence list already holds it for the passages it found (their
     best sentence is among the nearest); only the other passages' sentence
@@ -109,9 +110,10 @@ def _best_sentence_cosine(
     wanted = missing[owner]
     if wanted.any():
         sentences = sentence_rows[wanted]
-        penalty = params.hub_penalty if data.manifest.settings.reference else 0.0
+        hubness = data.sentence_hubness[sentences] if data.manifest.settings.reference else 0.0
+        same_language = np.asarray(data.doc_langs)[data.sentences.doc[sentences]] == lang
         similarity = data.sentence_vectors.get(data.sentences.ids[sentences]) @ vector
-        best = best_per_group(owner[wanted], similarity - penalty * data.sentence_hubness[sentences], len(rows))
+        best = best_per_group(owner[wanted], similarity - discounts(params, hubness, same_language), len(rows))
         out[missing] = best[missing]
     return out
 

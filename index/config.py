@@ -55,6 +55,11 @@ class SearchParams(BaseModel):
         0.5, ge=0, le=2, description="Times a passage's or sentence's question hubness taken off its vector "
         "similarity (0 turns it off; see index/hubness.py).",
     )
+    language_gap: float = Field(
+        0.0, ge=0, le=0.5, description="Taken off the vector similarity of passages and sentences in the "
+        "question's language, for encoders that score text in the question's language higher whatever it says "
+        "(no effect in an index of one language; see index/hits.py).",
+    )
     ranker: str = Field(
         "off", description="Learned re-ranking of the fused top passages: 'off' (the weighted fusion alone), 'on' "
         "(the ranker shipped for the model, if any) or a ranker file from `qa train-ranker`; set as QA_RANKER. Off "

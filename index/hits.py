@@ -15,14 +15,16 @@ from index.config import SearchParams
 from index.fusion import Ranked, ScoredRows, max_by_group, top_k
 from index.query import Passage
 
+OVERSAMPLE = 3  # rows asked of a vector store per row kept, when discounts may reorder them
+
 
 @dataclass
 class VectorHits:
-    """A vector store's nearest rows before the hubness penalty; sentence hits carry the passages they overlap."""
+    """A vector store's nearest rows before their discount; sentence hits carry the passages they overlap."""
 
     rows: np.ndarray  # rows in the whole index
     scores: np.ndarray  # similarity, or BM25 score for sentence terms
-    hub: np.ndarray  # question hubness of each row
+    discount: np.ndarray  # taken off each row's similarity before ranking (see ``discounts``)
     first_chunk: np.ndarray | None = None  # sentences: first and last passage row each one overlaps
     last_chunk: np.ndarray | None = None
 
@@ -72,23 +74,40 @@ def _scored(ranked: Ranked) -> bool:
     return bool((scores > 0).any())
 
 
-def penalised(hits: VectorHits, k: int, penalty: float) -> ScoredRows:
-    """The ``k`` best hits once ``penalty`` times their hubness is taken off their similarity.
+def discounts(p: SearchParams, hubness: np.ndarray | float, same_language: np.ndarray | bool) -> np.ndarray:
+    """What ranking takes off the vector similarity of rows with this question ``hubness`` (0 without a question
+    reference) that are, or not, in the question's language.
 
-    The penalty can lift a row past others, which is why more hits were asked for than are kept.
+    ``hub_penalty`` times the hubness (see index/hubness.py), plus ``language_gap`` for a row in the
+    question's language: some encoders score text in the question's language higher whatever it says
+    (multilingual E5 put Spanish passages before the English answer of a Spanish question; eval/README).
+    In an index of one language the gap shifts every row alike and changes no order.
     """
-    kept = penalised_hits(hits, k, penalty)
+    return np.asarray(p.hub_penalty * np.asarray(hubness) + p.language_gap * np.asarray(same_language), np.float32)
+
+
+def oversample(p: SearchParams, has_hubness: bool) -> int:
+    """Rows to ask of a vector store per row kept: discounts can lift a row past others."""
+    return OVERSAMPLE if (p.hub_penalty and has_hubness) or p.language_gap else 1
+
+
+def penalised(hits: VectorHits, k: int) -> ScoredRows:
+    """The ``k`` best hits once their discount is taken off their similarity.
+
+    A discount can lift a row past others, which is why more hits were asked for than are kept.
+    """
+    kept = penalised_hits(hits, k)
     return ScoredRows(kept.rows, kept.scores)
 
 
-def penalised_hits(hits: VectorHits, k: int, penalty: float) -> VectorHits:
+def penalised_hits(hits: VectorHits, k: int) -> VectorHits:
     """``penalised``, keeping every column of the hits."""
-    if not penalty:
+    if not hits.discount.any():
         return hits
-    scores = hits.scores - penalty * hits.hub
+    scores = hits.scores - hits.discount
     best_first = np.argsort(-scores, kind="stable")[:k]
     ranges = (hits.first_chunk[best_first], hits.last_chunk[best_first]) if hits.first_chunk is not None else ()
-    return VectorHits(hits.rows[best_first], scores[best_first], hits.hub[best_first], *ranges)
+    return VectorHits(hits.rows[best_first], scores[best_first], hits.discount[best_first], *ranges)
 
 
 def best_per_passage(first: np.ndarray, last: np.ndarray, scores: np.ndarray) -> ScoredRows:

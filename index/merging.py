@@ -20,12 +20,12 @@ def merge_hits(parts: Sequence[VectorHits], k: int) -> VectorHits:
     rows = np.concatenate([part.rows for part in parts])
     scores = np.concatenate([part.scores for part in parts])
     order = np.lexsort((rows, -scores))[:k]
-    hub = np.concatenate([part.hub for part in parts])[order]
+    discount = np.concatenate([part.discount for part in parts])[order]
     if parts[0].first_chunk is None:
-        return VectorHits(rows[order], scores[order], hub)
+        return VectorHits(rows[order], scores[order], discount)
     first = np.concatenate([part.first_chunk for part in parts])[order]
     last = np.concatenate([part.last_chunk for part in parts])[order]
-    return VectorHits(rows[order], scores[order], hub, first, last)
+    return VectorHits(rows[order], scores[order], discount, first, last)
 
 
 def merge_top(parts: Sequence[ScoredRows], k: int) -> ScoredRows:

@@ -18,18 +18,26 @@ from index.encoders import Encoder
 from index.errors import IndexMismatchError, InvalidQueryError
 from index.filters import AllowedRows, Filters, check_fields, parse_filters
 from index.fusion import Ranked, best, candidate_rows, weighted_fusion
-from index.hits import ShardLists, best_per_passage, both_languages_matched, fusion_weights, penalised, penalised_hits
+from index.hits import (
+    ShardLists,
+    best_per_passage,
+    both_languages_matched,
+    fusion_weights,
+    oversample,
+    penalised,
+    penalised_hits,
+)
 from index.language import detect_question_language
 from index.manifest import REBUILD_HINT, Manifest
 from index.merging import best_sentence_of, merge_hits, merge_top
 from index.query import Highlight, Passage, Query
 from index.ranker import RERANK_DEPTH, load_ranker
-from index.shard import OVERSAMPLE, LocalShard
+from index.shard import LocalShard
 from index.shards import passage_owners, shard_of
 from index.store import IndexData
 from index.translation import Translator
 
-__all__ = ["OVERSAMPLE", "Highlight", "Passage", "Query", "SearchResult", "Searcher", "Shard", "StageTimes"]
+__all__ = ["Highlight", "Passage", "Query", "SearchResult", "Searcher", "Shard", "StageTimes"]
 
 Filter = Mapping[str, Any] | None  # the ``filters`` object of POST /ask (index.filters)
 
@@ -259,7 +267,7 @@ class Searcher:
     def retrieve(self, query: Query) -> list[Ranked]:
         """The six ranked lists, in the order of ``fuse``'s weights (see ``LocalShard.final_lists``).
 
-        Shards' raw lists are merged first, then the hubness penalty is applied, as over the whole index.
+        Shards' raw lists are merged first, then their discounts are taken off, as over the whole index.
         """
         if not self.sharded:
             return self.shards[0].final_lists(query)
@@ -280,11 +288,10 @@ class Searcher:
     def merge(self, parts: list[ShardLists]) -> list[Ranked]:
         """The six lists of the whole index from each shard's raw lists."""
         p = self.params
-        penalty = p.hub_penalty if self._has_hubness else 0.0
-        wanted = OVERSAMPLE if penalty else 1
-        dense = penalised(merge_hits([part.dense for part in parts], p.pool * wanted), p.pool, penalty)
+        wanted = oversample(p, self._has_hubness)
+        dense = penalised(merge_hits([part.dense for part in parts], p.pool * wanted), p.pool)
         nearest = merge_hits([part.sentences for part in parts], p.sentence_pool * wanted)
-        kept = penalised_hits(nearest, p.sentence_pool, penalty)
+        kept = penalised_hits(nearest, p.sentence_pool)
         sentences = best_per_passage(kept.first_chunk, kept.last_chunk, kept.scores)
         lexical, cognates, translated = (
             merge_top([getattr(part, name) for part in parts], p.pool) for name in ("lexical", "cognates", "translated")

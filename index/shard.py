@@ -1,7 +1,7 @@
 """One shard's part of a search: ranked lists from its own rows, and the passages it holds.
 
 An unsharded index is one shard whose lists are final (``final_lists``). Shards of a sharded index
-return raw lists instead (``retrieve``): vector hits before the hubness penalty and BM25 top-k′
+return raw lists instead (``retrieve``): vector hits with their discount not yet taken off and BM25 top-k′
 with their zero row, numbered in the whole index, for the searcher to merge before it normalises
 and fuses (index.merging). A shard holds no encoder: the searcher sends the question's vector.
 """
@@ -31,9 +31,11 @@ from index.hits import (
     VectorHits,
     best_per_passage,
     both_languages_matched,
+    discounts,
     empty_lists,
     fusion_weights,
     no_hits,
+    oversample,
     penalised,
     penalised_hits,
     spanned_rows,
@@ -45,7 +47,6 @@ from index.store import IndexData
 from index.tables import SpanLinks, link_spans
 from index.vectorstore import IdSubset, VectorStore
 
-OVERSAMPLE = 3  # rows asked of a vector store per row kept, when the hubness penalty may reorder them
 FILTERS_KEPT = 16  # distinct filters whose allowed rows a shard keeps (up to ~16 MB each with their vectors)
 Rows = np.ndarray | bool | None  # a row mask; None: every row; False: no row
 
@@ -114,8 +115,8 @@ class LocalShard:
     def final_lists(self, query: Query) -> list[Ranked]:
         """The six ranked lists of an unsharded index, in the order of ``Searcher.fuse``'s weights.
 
-        Passage vectors, best sentence vectors (both less their question
-        hubness, see ``_nearest``), then BM25: stemmed passages and
+        Passage vectors, best sentence vectors (both less their discount,
+        see ``hits.discounts``), then BM25: stemmed passages and
         best stemmed sentence for documents in the question's language; word
         prefixes, and the stems of the question words' translations, for
         documents in other languages. A list with no document of its kind is
@@ -125,9 +126,8 @@ class LocalShard:
         if allowed is not None and not allowed.count:
             return [{} for _ in range(6)]  # the filter keeps no passage
         chunk_ids, sentence_ids = (allowed.chunk_ids, allowed.sentence_ids) if allowed else (None, None)
-        dense = penalised(self._hits(query.vector, chunk_ids, p.pool), p.pool, self._penalty)
-        nearest = penalised(self._hits(query.vector, sentence_ids, p.sentence_pool, True), p.sentence_pool,
-                            self._penalty)  # fmt: skip
+        dense = penalised(self._hits(query, chunk_ids, p.pool), p.pool)
+        nearest = penalised(self._hits(query, sentence_ids, p.sentence_pool, True), p.sentence_pool)
         sentences = self._best_per_passage(nearest.rows, nearest.scores)
         same, other = self._language_rows(query.lang, allowed)
         lexical, cognates, translated = self._lexical_lists(query, same, other, top_k)
@@ -143,8 +143,8 @@ class LocalShard:
         if allowed is not None and not allowed.count:
             return empty_lists()
         chunk_ids, sentence_ids = (allowed.chunk_ids, allowed.sentence_ids) if allowed else (None, None)
-        dense = self._hits(query.vector, chunk_ids, p.pool)
-        sentences = self._hits(query.vector, sentence_ids, p.sentence_pool, True)
+        dense = self._hits(query, chunk_ids, p.pool)
+        sentences = self._hits(query, sentence_ids, p.sentence_pool, True)
         same, other = self._language_rows(query.lang, allowed)
         lexical, cognates, translated = self._lexical_lists(query, same, other, top_k_with_zero)
         terms = no_hits(ranges=True)
@@ -156,7 +156,7 @@ class LocalShard:
         passages = self._prefetch(query, dense, sentences, (lexical, cognates, translated), terms)
         return ShardLists(
             passages=passages,
-            dense=VectorHits(self._rows(dense.rows), dense.scores, dense.hub),
+            dense=VectorHits(self._rows(dense.rows), dense.scores, dense.discount),
             sentences=self._global_sentences(sentences),
             lexical=self._global(lexical),
             cognates=self._global(cognates),
@@ -170,10 +170,10 @@ class LocalShard:
         not depend on its score, which the searcher sets)."""
         if not query.prefetch:
             return {}
-        p, penalty = self.params, self._penalty
-        kept = penalised_hits(sentences, p.sentence_pool, penalty)
+        p = self.params
+        kept = penalised_hits(sentences, p.sentence_pool)
         lists = [
-            penalised(dense, p.pool, penalty), best_per_passage(kept.first_chunk, kept.last_chunk, kept.scores),
+            penalised(dense, p.pool), best_per_passage(kept.first_chunk, kept.last_chunk, kept.scores),
             lexical[0], lexical[1], best_per_passage(terms.first_chunk, terms.last_chunk, terms.scores), lexical[2],
         ]  # fmt: skip
         rows = [row for row, _ in best(weighted_fusion(lists, fusion_weights(p)), query.prefetch)]
@@ -189,25 +189,23 @@ class LocalShard:
         terms: dict[str, dict[str, float]] = {}  # question terms and their weights per document language
         return [self._passage(int(row), score, query, terms) for row, score in zip(local, scores, strict=True)]
 
-    @property
-    def _penalty(self) -> float:
-        return self.params.hub_penalty if self._has_hubness else 0.0
-
-    def _hits(self, vector: np.ndarray, subset: IdSubset | None, k: int, sentences: bool = False) -> VectorHits:
-        """The ``k`` (``OVERSAMPLE`` times more with a hubness penalty) most similar rows; with a ``subset``,
-        only its rows are searched (``VectorStore.search_subset``)."""
+    def _hits(self, query: Query, subset: IdSubset | None, k: int, sentences: bool = False) -> VectorHits:
+        """The ``k`` (``hits.oversample`` times more) rows most similar to the question, with their discount;
+        with a ``subset``, only its rows are searched (``VectorStore.search_subset``)."""
         data = self.data
         store, table, hub = (
             (data.sentence_vectors, data.sentences, data.sentence_hubness)
             if sentences
             else (data.chunk_vectors, data.chunks, data.chunk_hubness)
         )
-        scores, ids = _search(store, vector, k * OVERSAMPLE if self._penalty else k, subset)
+        scores, ids = _search(store, query.vector, k * oversample(self.params, self._has_hubness), subset)
         valid = ids[0] >= 0
         rows = table.rows_of_ids(ids[0][valid])
+        hubness = hub[rows] if self._has_hubness else 0.0
+        discount = discounts(self.params, hubness, self._doc_langs[table.doc[rows]] == query.lang)
         if not sentences:
-            return VectorHits(rows, scores[0][valid], hub[rows])
-        return VectorHits(rows, scores[0][valid], hub[rows], self._links.sentence_first_chunk[rows],
+            return VectorHits(rows, scores[0][valid], discount)
+        return VectorHits(rows, scores[0][valid], discount, self._links.sentence_first_chunk[rows],
                           self._links.sentence_last_chunk[rows])  # fmt: skip
 
     def _lexical_lists(self, query: Query, same: Rows, other: Rows, keep) -> tuple[Ranked, Ranked, Ranked]:
@@ -294,7 +292,7 @@ class LocalShard:
         chunks = self._chunk_rows
         at_first = np.where(valid, chunks[np.minimum(first, len(chunks) - 1)], 0)
         at_last = np.where(valid, chunks[np.maximum(last, 0)], -1)
-        return VectorHits(self._sentence_rows[hits.rows], hits.scores, hits.hub, at_first, at_last)
+        return VectorHits(self._sentence_rows[hits.rows], hits.scores, hits.discount, at_first, at_last)
 
     @staticmethod
     def _local(rows: np.ndarray, global_rows: np.ndarray | None) -> np.ndarray:

@@ -19,7 +19,8 @@ from index.builder import build_from_documents
 from index.errors import InvalidFilterError
 from index.evaluation.datasets import squad_documents
 from index.filters import DocumentColumns, parse_filters
-from index.searcher import OVERSAMPLE, Searcher
+from index.hits import discounts, oversample
+from index.searcher import Searcher
 from index.store import read_index, resolve_live
 from service.bench.scale import scaled_index
 from tests.conftest import SHARED_EVAL, make_settings
@@ -65,13 +66,15 @@ def searcher(request, tmp_path_factory, encoder) -> Searcher:
     return Searcher(data, encoder, settings.search)
 
 
-def _brute_nearest(searcher: Searcher, store, table, hub, vector, k, mask) -> dict[int, float]:
-    """``Searcher._nearest`` by exhaustion: every allowed row's stored vector scored."""
+def _brute_nearest(searcher: Searcher, store, table, hub, query, k, mask) -> dict[int, float]:
+    """``LocalShard._hits`` then ``penalised`` by exhaustion: every allowed row's stored vector scored."""
     rows = np.flatnonzero(mask)
-    scores = store.get(table.ids[rows]) @ vector
-    penalty = searcher.params.hub_penalty if searcher._has_hubness else 0.0
-    order = np.argsort(-scores, kind="stable")[: k * OVERSAMPLE if penalty else k]
-    rows, scores = rows[order], scores[order] - penalty * hub[rows[order]]
+    scores = store.get(table.ids[rows]) @ query.vector
+    order = np.argsort(-scores, kind="stable")[: k * oversample(searcher.params, searcher._has_hubness)]
+    rows, scores = rows[order], scores[order]
+    hubness = hub[rows] if searcher._has_hubness else 0.0
+    same_language = np.array(searcher.data.doc_langs)[table.doc[rows]] == query.lang
+    scores = scores - discounts(searcher.params, hubness, same_language)
     keep = np.argsort(-scores, kind="stable")[:k]
     return dict(zip(rows[keep].tolist(), scores[keep].tolist(), strict=True))
 
@@ -105,11 +108,11 @@ def test_every_list_equals_brute_force_over_the_allowed_rows(searcher, filters, 
             assert chunk_mask[list(ranked)].all()
         _assert_same(
             dense,
-            _brute_nearest(searcher, data.chunk_vectors, data.chunks, data.chunk_hubness, query.vector, p.pool,
+            _brute_nearest(searcher, data.chunk_vectors, data.chunks, data.chunk_hubness, query, p.pool,
                            chunk_mask),
         )  # fmt: skip
         nearest = _brute_nearest(
-            searcher, data.sentence_vectors, data.sentences, data.sentence_hubness, query.vector, p.sentence_pool,
+            searcher, data.sentence_vectors, data.sentences, data.sentence_hubness, query, p.sentence_pool,
             sentence_mask,
         )  # fmt: skip
         rows = np.array(list(nearest), dtype=np.int64)

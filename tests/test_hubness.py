@@ -137,8 +137,8 @@ def test_another_reference_means_a_full_rebuild(tmp_path, encoder):
 
 def test_the_penalty_takes_hubness_off_the_vector_scores(built, encoder):
     data = read_index(resolve_live(built.index_dir))
-    plain = Searcher(data, encoder, built.search.model_copy(update={"hub_penalty": 0.0}))
-    penalised = Searcher(data, encoder, built.search.model_copy(update={"hub_penalty": 0.5}))
+    plain = Searcher(data, encoder, built.search.model_copy(update={"hub_penalty": 0.0, "language_gap": 0.0}))
+    penalised = Searcher(data, encoder, built.search.model_copy(update={"hub_penalty": 0.5, "language_gap": 0.0}))
     query = plain.encode(["Who mediated the talks?"])[0]
     before, after = plain.retrieve(query)[0], penalised.retrieve(query)[0]
     cosines = data.chunk_vectors.get(data.chunks.ids) @ query.vector
@@ -146,6 +146,18 @@ def test_the_penalty_takes_hubness_off_the_vector_scores(built, encoder):
         assert after[row] == pytest.approx(cosines[row] - 0.5 * data.chunk_hubness[row], abs=1e-5)
         assert before[row] == pytest.approx(cosines[row], abs=1e-5)
     assert penalised.search("Who mediated the talks?", 1).passages[0].text
+
+
+def test_the_language_gap_takes_off_the_vector_scores_in_the_question_language(built, encoder):
+    data = read_index(resolve_live(built.index_dir))
+    gapped = Searcher(data, encoder, built.search.model_copy(update={"hub_penalty": 0.0, "language_gap": 0.1}))
+    query = gapped.encode(["Who mediated the talks?"])[0]
+    cosines = data.chunk_vectors.get(data.chunks.ids) @ query.vector
+    same = np.array(data.doc_langs)[data.chunks.doc] == query.lang
+    assert query.lang == "en" and same.any() and not same.all()  # English weather beside French articles
+    after = gapped.retrieve(query)[0]
+    for row in after:
+        assert after[row] == pytest.approx(cosines[row] - 0.1 * same[row], abs=1e-5)
 
 
 def test_every_other_article_splits_questions_not_documents(tmp_path):

@@ -54,7 +54,7 @@ def test_merged_vector_hits_are_the_best_of_all_shards_ties_by_row():
         VectorHits(np.array([2, 3]), np.array([0.7, 0.5], dtype=np.float32), np.array([0.3, 0.4], dtype=np.float32)),
     ]
     merged = merge_hits(parts, 3)
-    assert merged.rows.tolist() == [4, 2, 1] and merged.hub.tolist() == pytest.approx([0.1, 0.3, 0.2])
+    assert merged.rows.tolist() == [4, 2, 1] and merged.discount.tolist() == pytest.approx([0.1, 0.3, 0.2])
     assert merged.scores.dtype == np.float32  # the penalty is then applied in the stores' precision
 
 
