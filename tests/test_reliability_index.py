@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from index.builder import build_index
+from index.config import DEFAULT_MODEL
 from index.store import read_index, resolve_live
 from tests.conftest import ROOT, free_port, make_corpus, make_settings
 from tests.helpers import run_qa
@@ -64,7 +65,7 @@ CASES = {
     "flipped-bytes": (flip_bytes, r"documents\.jsonl .*corrupt"),
     "deleted-manifest": (delete_manifest, r"has no manifest\.json"),
     "deleted-file": (delete_a_file, r"bm25/vocab\.index\.json is missing"),
-    "foreign-model": (foreign_model, r"built with model 'some-org/other-model' \(configured: 'usem3'\)"),
+    "foreign-model": (foreign_model, rf"built with model 'some-org/other-model' \(configured: '{DEFAULT_MODEL}'\)"),
     "garbled-manifest": (garbled_manifest, r"manifest .* is damaged"),
 }
 

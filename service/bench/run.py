@@ -255,12 +255,13 @@ def _bench_peer(documents, piaf_questions, questions, settings, encoder, base_di
     ours_default = Searcher(read_index(resolve_live(base_dir)), encoder, settings.search)
     out = {"ours_default": _ours(eval_set, ours_default, {})}
     out["ours_default"].update(interleaved_latency({"ours": partial(ours_default.search, k=5)}, questions)["ours"])
-    minilm_settings = settings.model_copy(update={"model": "minilm", "index_dir": work / "minilm" / "index"})
+    # A new Settings, not a copy: MiniLM gets its own search defaults (index.config.MODEL_SEARCH_DEFAULTS).
+    minilm_settings = Settings(model="minilm", index_dir=work / "minilm" / "index", corpus_dir=settings.corpus_dir)
     minilm = load_encoder("minilm")
     report = build_from_documents(documents, minilm_settings, minilm, show_progress=False)
     built = {"build_s": round(report.seconds, 2), "chunks": report.chunks, "embedded_texts": report.embedded_texts}
     data = read_index(resolve_live(minilm_settings.index_dir))
-    ours_minilm = Searcher(data, minilm, settings.search)
+    ours_minilm = Searcher(data, minilm, minilm_settings.search)
     out["ours_minilm"] = _ours(eval_set, ours_minilm, built)
     out["langchain_minilm"], peer_search = run_peer(data, piaf_questions)
     latency = interleaved_latency({"ours": partial(ours_minilm.search, k=5), "peer": peer_search}, questions)
