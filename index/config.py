@@ -99,6 +99,11 @@ MODEL_SEARCH_DEFAULTS: dict[str, dict[str, float]] = {
 }
 
 
+def search_params_for(model: str) -> SearchParams:
+    """The search defaults of ``model`` (a canonical name), for a searcher given no parameters."""
+    return search_defaults_for(model, SearchParams())
+
+
 def search_defaults_for(model: str, search: SearchParams) -> SearchParams:
     """``search`` with the defaults of ``model`` (a canonical name) in every field that was not set."""
     tuned = MODEL_SEARCH_DEFAULTS.get(model, {})

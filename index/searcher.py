@@ -12,7 +12,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from index.candidates import Candidates, QueryTerms, candidates
-from index.config import SearchParams
+from index.config import SearchParams, search_params_for
 from index.corpus import Document
 from index.encoders import Encoder
 from index.errors import IndexMismatchError, InvalidQueryError
@@ -98,7 +98,7 @@ class Searcher:
             )
         self.data = data
         self.encoder = encoder
-        self.params = params or SearchParams()
+        self.params = params or search_params_for(data.manifest.settings.model)
         self.shards: list[Shard] = shards or [LocalShard(data, self.params)]
         self._translator = Translator(data.vocabulary)
         self._has_hubness = bool(data.manifest.settings.reference)
@@ -113,7 +113,7 @@ class Searcher:
     @classmethod
     def of_shards(cls, parts: list[IndexData], encoder: Encoder, params: SearchParams | None = None) -> Searcher:
         """A searcher over the shards of ``index.store.read_shards``, each searched in this process."""
-        params = params or SearchParams()
+        params = params or search_params_for(parts[0].manifest.settings.model)
         if len(parts) == 1 and parts[0].global_rows is None:
             return cls(parts[0], encoder, params)
         return cls(parts[0], encoder, params, [LocalShard(part, params, strict_fields=False) for part in parts])
