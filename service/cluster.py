@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 from starlette.concurrency import run_in_threadpool
 
+from index.builder import build_settings
 from index.cluster import LOCAL, LOOPBACK, _check_reachable, _is_loopback, _one_line
 from index.config import SearchParams, Settings
 from index.corpus import Document
@@ -31,6 +32,7 @@ from index.errors import ClusterError, QAError, ShardUnavailableError
 from index.filters import AllowedRows, Filters
 from index.fusion import Ranked
 from index.hits import ShardLists
+from index.manifest import check_compatible
 from index.query import Passage, Query
 from index.searcher import Searcher, prefetched_passages
 from index.shard import LocalShard
@@ -229,10 +231,15 @@ class ClusterState(ServiceState):
         return self._deployed.folder.name if self._deployed is not None and self._deployed.folder else ""
 
     def _deploy(self, folder: Path) -> ClusterSearcher:
-        """Deploy every shard of the build at ``folder``, wait until each answers, then delete older builds."""
+        """Deploy every shard of the build at ``folder``, wait until each answers, then delete older builds.
+
+        A build made with other settings (model, chunking, question reference) is refused before anything is
+        deployed, as ``ServiceState`` refuses it in one process.
+        """
+        manifest = read_manifest(folder)
+        check_compatible(manifest.settings, build_settings(self.settings, self.encoder), folder)
         from ray import serve
 
-        manifest = read_manifest(folder)
         params = self.settings.search.model_dump()
         shards = []
         for number in range(manifest.shards):

@@ -17,6 +17,7 @@ from index.searcher import Searcher
 from index.spans import chunk_spans, split_sentences
 from index.store import builds_dir, read_index, resolve_live
 from index.vocabulary import corpus_words
+from service.cluster import ClusterState
 from service.state import ServiceState
 from tests.conftest import make_corpus, make_settings
 
@@ -109,6 +110,14 @@ def test_index_built_with_other_chunking_is_refused(tmp_path, encoder):
     build_index(make_settings(tmp_path), encoder, show_progress=False)
     with pytest.raises(IndexMismatchError, match="chunk_size"):
         ServiceState(make_settings(tmp_path, chunk_size=400), encoder).load()
+
+
+def test_the_cluster_state_refuses_it_too_before_deploying_anything(tmp_path, encoder):
+    make_corpus(tmp_path / "corpus")
+    build_index(make_settings(tmp_path), encoder, show_progress=False)
+    state = ClusterState(make_settings(tmp_path, chunk_size=400), "local", 1, 0.5, encoder)
+    with pytest.raises(IndexMismatchError, match="chunk_size"):
+        state._deploy(resolve_live(state.settings.index_dir))  # checked before Ray is imported or joined
 
 
 def test_damaged_index_files_are_named(tmp_path, encoder):
