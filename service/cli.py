@@ -245,6 +245,7 @@ def _serve_cluster(args: argparse.Namespace, settings: Settings, options: dict) 
     state = ClusterState(settings, args.cluster, replicas, args.replica_cpus)
     try:
         state.load()  # deploys the shards; a missing index answers 503
+        signal.signal(signal.SIGTERM, _stopped)  # ray.init put in its own, which exits with status 15
         uvicorn.run(create_app(settings, backend=ClusterBackend(state)), **options)
     finally:
         state.close()

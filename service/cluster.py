@@ -24,7 +24,15 @@ import numpy as np
 from starlette.concurrency import run_in_threadpool
 
 from index.builder import build_settings
-from index.cluster import LOCAL, LOOPBACK, _check_reachable, _is_loopback, _one_line
+from index.cluster import (
+    _DRIVER_OPTIONS,
+    LOCAL,
+    LOOPBACK,
+    _check_reachable,
+    _is_loopback,
+    _one_line,
+    local_ray_options,
+)
 from index.config import SearchParams, Settings
 from index.corpus import Document
 from index.encoders import Encoder
@@ -192,14 +200,11 @@ class ClusterState(ServiceState):
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         for name in ("ray", "ray.serve"):
             logging.getLogger(name).setLevel(logging.WARNING)
-        options: dict = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.ERROR,
-                         "namespace": "qa"}  # fmt: skip
-        if self.address == LOCAL:
-            options.update(num_cpus=os.cpu_count() or 1, object_store_memory=self.settings.cluster.local_object_store_mb
-                           * 2**20, _node_ip_address=LOOPBACK)  # fmt: skip
+        if self.address == LOCAL:  # a new instance, as for builds, even when a Ray instance runs here already
+            options = {**local_ray_options(self.settings.cluster), "namespace": "qa"}
         else:
             _check_reachable(self.address)
-            options["address"] = self.address
+            options = {**_DRIVER_OPTIONS, "address": self.address, "namespace": "qa"}
             if _is_loopback(self.address):
                 options["_node_ip_address"] = LOOPBACK
         try:
