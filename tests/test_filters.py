@@ -214,7 +214,7 @@ def test_an_ivf_search_of_a_skewed_subset_probes_until_it_has_k_rows(monkeypatch
     rng = np.random.default_rng(0)
     vectors = rng.normal(size=(4000, 32)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    store = vectorstore.FaissVectorStore.approximate(vectors)
+    store = vectorstore.FaissVectorStore.approximate(vectors, nprobe=8)  # few probes of 126 lists, as at scale
     store.add(np.arange(4000), vectors)
     index, query = store._index, vectors[0]
     _, lists = index.quantizer.search(vectors, 1)
