@@ -4,7 +4,8 @@
 holds the answer; a rule picks one of its sentences, and a hit is a sentence that holds the answer span. Each
 rule scores a sentence from its cosine similarity to the question (`sim`), its question hubness (`hub`), the
 unweighted share of the question's terms it holds (`share`, the rule before issue 15) and the rarity-weighted
-share (`weighted`, the rule of `index.highlight` with `HUB_WEIGHT` 1.0 and `LEXICAL_WEIGHT` 0.3).
+share (`weighted`, the rule of `index.highlight` with `HUB_WEIGHT` 1.0 and `QA_SEARCH__HIGHLIGHT_TERMS` 0.3;
+the last two rules are row 38 of eval/README.md).
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ RULES = {
     "sim + 0.5 weighted": lambda sim, hub, share, weighted: sim + 0.5 * weighted,
     "now: sim - hub + 0.3 weighted": lambda sim, hub, share, weighted: sim - hub + 0.3 * weighted,
     "sim - hub + 0.5 weighted": lambda sim, hub, share, weighted: sim - hub + 0.5 * weighted,
+    "sim - hub + 0.1 weighted": lambda sim, hub, share, weighted: sim - hub + 0.1 * weighted,
+    "sim - hub + 0.05 weighted": lambda sim, hub, share, weighted: sim - hub + 0.05 * weighted,
 }
 
 

@@ -77,6 +77,10 @@ class SearchParams(BaseModel):
         "question's language, for encoders that score text in the question's language higher whatever it says "
         "(no effect in an index of one language; see index/hits.py).",
     )
+    highlight_terms: float = Field(
+        0.3, ge=0, le=5, description="When choosing a passage's highlight: weight of the rarity-weighted share of "
+        "the question's terms a sentence holds, beside its similarity to the question (see index/highlight.py).",
+    )
     ranker: str = Field(
         "off", description="Learned re-ranking of the fused top passages: 'off' (the weighted fusion alone), 'on' "
         "(the ranker shipped for the model, if any) or a ranker file from `qa train-ranker`; set as QA_RANKER. Off "

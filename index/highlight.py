@@ -9,7 +9,6 @@ import numpy as np
 
 from index.lexical import tokenize
 
-LEXICAL_WEIGHT = 0.3  # times the rarity-weighted share of the question's terms a sentence holds
 HUB_WEIGHT = 1.0  # times the sentence's question hubness taken off its similarity (see index.hubness)
 
 
@@ -27,14 +26,15 @@ def pick_sentence(
     hubness: np.ndarray,
     term_weights: Mapping[str, float],
     lang: str,
+    terms_weight: float,
 ) -> tuple[int, int]:
     """Offsets of the best sentence, clipped to the passage; the passage itself if it has none.
 
     The score is the sentence's cosine similarity to the question, less its
     question hubness (short generic sentences are near every question), plus
-    a bonus for the share of the question's terms it contains, each term
-    weighted by its rarity (``term_weights``), so that a sentence holding the
-    question's specific words beats one holding only its common ones.
+    ``terms_weight`` times the share of the question's terms it contains, each
+    term weighted by its rarity (``term_weights``), so that a sentence holding
+    the question's specific words beats one holding only its common ones.
     """
     start, end = passage
     keep = [i for i, (s, e) in enumerate(sentences) if min(e, end) > max(s, start)]
@@ -45,5 +45,5 @@ def pick_sentence(
     scores = np.asarray(similarities, dtype=np.float64)[keep] - HUB_WEIGHT * np.asarray(hubness, dtype=np.float64)[keep]
     for i, (s, e) in enumerate(clipped):
         present = term_weights.keys() & sentence_terms(text[s:e], lang)
-        scores[i] += LEXICAL_WEIGHT * sum(term_weights[t] for t in present) / total if total > 0 else 0.0
+        scores[i] += terms_weight * sum(term_weights[t] for t in present) / total if total > 0 else 0.0
     return clipped[int(np.argmax(scores))]

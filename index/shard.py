@@ -315,7 +315,8 @@ class LocalShard:
             terms[doc_lang] = data.sentence_lexical.term_weights(words)
         hubness = data.sentence_hubness[sentence_rows]
         similarities = vectors @ query.vector
-        h_start, h_end = pick_sentence(doc.text, (start, end), spans, similarities, hubness, terms[doc_lang], doc_lang)
+        h_start, h_end = pick_sentence(doc.text, (start, end), spans, similarities, hubness, terms[doc_lang], doc_lang,
+                                       self.params.highlight_terms)  # fmt: skip
         highlight = Highlight(h_start, h_end, doc.text[h_start:h_end])
         return Passage(doc.doc_id, doc.title, start, end, doc.text[start:end], float(score), highlight)
 

@@ -175,14 +175,21 @@ def test_pick_sentence_prefers_the_sentence_with_the_rare_question_words():
     sentences = [(0, 38), (39, len(text))]
     weights = {"mediat": 3.0, "ministr": 0.5}
     sims = np.array([0.3, 0.3])
-    assert pick_sentence(text, (0, len(text)), sentences, sims, np.zeros(2), weights, "fr") == (39, len(text))
+    assert pick_sentence(text, (0, len(text)), sentences, sims, np.zeros(2), weights, "fr", 0.3) == (39, len(text))
+
+
+def test_pick_sentence_weighs_the_question_terms_as_the_search_parameters_say():
+    text = "Le ministre Badr al-Busaidi supervise. La médiation omanaise a permis la rencontre."
+    sentences, sims, hub = [(0, 38), (39, len(text))], np.array([0.35, 0.3]), np.zeros(2)
+    assert pick_sentence(text, (0, len(text)), sentences, sims, hub, {"mediat": 1.0}, "fr", 0.0) == (0, 38)
+    assert pick_sentence(text, (0, len(text)), sentences, sims, hub, {"mediat": 1.0}, "fr", 0.3) == (39, len(text))
 
 
 def test_pick_sentence_takes_hubness_off_and_clips_to_the_passage():
     text = "Charlatan ? Les délégations se sont réunies à Mascate."
     sentences = [(0, 11), (12, len(text))]
     sims, hub = np.array([0.30, 0.25]), np.array([0.2, 0.05])
-    assert pick_sentence(text, (0, len(text)), sentences, sims, hub, {}, "fr") == (12, len(text))
-    assert pick_sentence(text, (0, len(text)), sentences, sims, np.zeros(2), {}, "fr") == (0, 11)
-    assert pick_sentence(text, (5, 20), sentences, sims, hub, {}, "fr") == (12, 20)
-    assert pick_sentence(text, (5, 9), [], sims, hub, {}, "fr") == (5, 9)
+    assert pick_sentence(text, (0, len(text)), sentences, sims, hub, {}, "fr", 0.3) == (12, len(text))
+    assert pick_sentence(text, (0, len(text)), sentences, sims, np.zeros(2), {}, "fr", 0.3) == (0, 11)
+    assert pick_sentence(text, (5, 20), sentences, sims, hub, {}, "fr", 0.3) == (12, 20)
+    assert pick_sentence(text, (5, 9), [], sims, hub, {}, "fr", 0.3) == (5, 9)
