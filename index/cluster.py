@@ -155,14 +155,8 @@ class ClusterEmbedder:
         _quiet_ray()
         if self._connected or ray.is_initialized():  # a caller that connected itself keeps its connection
             return
-        if self.address == LOCAL:
-            options = local_ray_options(self.params)
-        else:
-            options = {**_DRIVER_OPTIONS, "address": self.address}
-            if _is_loopback(self.address):
-                options["_node_ip_address"] = LOOPBACK
         try:
-            ray.init(**options)
+            ray.init(**ray_init_options(self.address, self.params))
         except Exception as exc:
             where = "start Ray on this machine" if self.address == LOCAL else f"reach the Ray cluster at {self.address}"
             raise ClusterError(f"cannot {where}: {_one_line(exc)}") from exc
@@ -170,6 +164,16 @@ class ClusterEmbedder:
 
 
 _DRIVER_OPTIONS = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.ERROR}
+
+
+def ray_init_options(address: str, params: ClusterParams) -> dict:
+    """``ray.init`` options: a new Ray instance here for ``LOCAL``, else a driver of the cluster at ``address``."""
+    if address == LOCAL:
+        return local_ray_options(params)
+    options = {**_DRIVER_OPTIONS, "address": address}
+    if _is_loopback(address):
+        options["_node_ip_address"] = LOOPBACK  # Ray would otherwise pick the machine's own address
+    return options
 
 
 def local_ray_options(params: ClusterParams) -> dict:

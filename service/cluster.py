@@ -24,15 +24,7 @@ import numpy as np
 from starlette.concurrency import run_in_threadpool
 
 from index.builder import build_settings
-from index.cluster import (
-    _DRIVER_OPTIONS,
-    LOCAL,
-    LOOPBACK,
-    _check_reachable,
-    _is_loopback,
-    _one_line,
-    local_ray_options,
-)
+from index.cluster import LOCAL, LOOPBACK, _check_reachable, _one_line, ray_init_options
 from index.config import SearchParams, Settings
 from index.corpus import Document
 from index.encoders import Encoder
@@ -200,13 +192,9 @@ class ClusterState(ServiceState):
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         for name in ("ray", "ray.serve"):
             logging.getLogger(name).setLevel(logging.WARNING)
-        if self.address == LOCAL:  # a new instance, as for builds, even when a Ray instance runs here already
-            options = {**local_ray_options(self.settings.cluster), "namespace": "qa"}
-        else:
+        if self.address != LOCAL:  # LOCAL: a new instance, as for builds, even when one runs here already
             _check_reachable(self.address)
-            options = {**_DRIVER_OPTIONS, "address": self.address, "namespace": "qa"}
-            if _is_loopback(self.address):
-                options["_node_ip_address"] = LOOPBACK
+        options = {**ray_init_options(self.address, self.settings.cluster), "namespace": "qa"}
         try:
             ray.init(**options)
             serve.start(proxy_location=ProxyLocation.Disabled, http_options={"host": LOOPBACK})
