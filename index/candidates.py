@@ -80,11 +80,15 @@ def candidates(
     columns["coverage_passage"] = _coverage(data.lexical, both, rows)
     columns["coverage_prefixes"] = _coverage(data.cognates, terms.prefixes, rows)
     sentence_rows, owner = _sentences_of(links, rows)
+    doc_langs = np.asarray(data.doc_langs)
     sentence_coverage = _coverage(data.sentence_lexical, both, sentence_rows)
     columns["coverage_sentence"] = best_per_group(owner, sentence_coverage, len(rows))
     columns["passage_cosine"] = data.chunk_vectors.get(data.chunks.ids[rows]) @ vector
-    columns["sentence_cosine"] = _best_sentence_cosine(data, params, vector, lang, lists[1], rows, sentence_rows, owner)
-    columns["same_language"] = (np.asarray(data.doc_langs)[data.chunks.doc[rows]] == lang).astype(np.float64)
+    same_language = doc_langs == lang  # per document
+    columns["sentence_cosine"] = _best_sentence_cosine(
+        data, params, vector, same_language, lists[1], rows, sentence_rows, owner
+    )
+    columns["same_language"] = same_language[data.chunks.doc[rows]].astype(np.float64)
     columns["question_terms"] = float(len(data.lexical.term_ids(terms.stems)))
     return Candidates(rows, scores, feature_matrix(columns, len(rows)))
 
@@ -93,13 +97,14 @@ def _best_sentence_cosine(
     data: IndexData,
     params: SearchParams,
     vector: np.ndarray,
-    lang: str,
+    same_language: np.ndarray,
     nearest: Ranked,
     rows: np.ndarray,
     sentence_rows: np.ndarray,
     owner: np.ndarray,
 ) -> np.ndarray:
-    """Similarity, less its discount (``hits.discounts``), of each passage's best sentence to the question.
+    """Similarity, less its discount (``hits.discounts``), of each passage's best sentence to the question
+    (``same_language``: per document, whether it is in the question's language).
 
     The best-sentence list already holds it for the passages it found (their
     best sentence is among the nearest); only the other passages' sentence
@@ -111,9 +116,9 @@ def _best_sentence_cosine(
     if wanted.any():
         sentences = sentence_rows[wanted]
         hubness = data.sentence_hubness[sentences] if data.manifest.settings.reference else 0.0
-        same_language = np.asarray(data.doc_langs)[data.sentences.doc[sentences]] == lang
+        in_language = same_language[data.sentences.doc[sentences]]
         similarity = data.sentence_vectors.get(data.sentences.ids[sentences]) @ vector
-        best = best_per_group(owner[wanted], similarity - discounts(params, hubness, same_language), len(rows))
+        best = best_per_group(owner[wanted], similarity - discounts(params, hubness, in_language), len(rows))
         out[missing] = best[missing]
     return out
 
