@@ -64,16 +64,12 @@ def candidates(
     rows = np.array([row for row, _ in top], dtype=np.int64)
     scores = np.array([score for _, score in top], dtype=np.float64)
     columns: dict[str, np.ndarray | float] = dict(ranked_lists_columns(lists, rows))
-    indexes = {
-        "bm25": (data.lexical, terms.stems),
-        "cognates": (data.cognates if params.cross_language_terms == "prefixes" else data.lexical, terms.prefixes),
-        "sentence_bm25": (data.sentence_lexical, terms.stems),
-        "translated": (data.lexical, terms.translated),
-    }
     for name in LEXICAL:
-        index, words = indexes[name]
-        ceiling = float(index.ceilings(index.term_ids(words)).sum())
-        columns[f"{name}_full"] = full_match_ratio(raw_scores(lists[LISTS.index(name)], rows), ceiling)
+        # The passage lists already score shares of a full match (LocalShard._lexical_lists), sentences raw BM25.
+        scores = raw_scores(lists[LISTS.index(name)], rows)
+        if name == "sentence_bm25":
+            scores = full_match_ratio(scores, data.sentence_lexical.full_match(terms.stems))
+        columns[f"{name}_full"] = scores
     columns["fused"] = scores
     columns["fused_rank"] = np.arange(1, len(rows) + 1, dtype=np.float64)
     both = list(dict.fromkeys([*terms.stems, *terms.translated]))

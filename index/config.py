@@ -77,6 +77,11 @@ class SearchParams(BaseModel):
         "question's language, for encoders that score text in the question's language higher whatever it says "
         "(no effect in an index of one language; see index/hits.py).",
     )
+    full_match_power: float = Field(
+        0.0, ge=0, le=4, description="The weight of the stemmed BM25 list of the question's language is multiplied "
+        "by its best passage's share of a full match of the question, to this power: the list counts less when "
+        "even its best passage matched only a common word (0 turns it off; see index/hits.py).",
+    )
     highlight_terms: float = Field(
         0.3, ge=0, le=5, description="When choosing a passage's highlight: weight of the rarity-weighted share of "
         "the question's terms a sentence holds, beside its similarity to the question (see index/highlight.py).",
@@ -100,6 +105,7 @@ MODEL_SEARCH_DEFAULTS: dict[str, dict[str, float]] = {
         "sentence_bm25": 0.15,
         "bm25_translated": 0.35,
         "language_gap": 0.03,
+        "full_match_power": 0.35,
     },
 }
 

@@ -42,22 +42,35 @@ class ShardLists:
     passages: dict[int, Passage] = field(default_factory=dict)  # see Query.prefetch (scores left at 0)
 
 
-def fusion_weights(p: SearchParams, both_languages: bool = False) -> list[float]:
+def fusion_weights(p: SearchParams, both_languages: bool = False, best_share: float = 1.0) -> list[float]:
     """Weights of the six lists of ``LocalShard.final_lists``, in their order.
+
+    ``best_share``: how much of a full match of the question the best passage of the stemmed BM25 list (the
+    question's language) scored (``best_lexical_share``). Min-max scaling gives that passage 1.0 even when it
+    matched one common word, so the list's weight is scaled by the share to the power ``full_match_power``
+    (E5: 0.35; eval/README, row 40).
 
     ``both_languages``: documents in the question's language and in others both matched its words.
     The other languages' lists are then scaled up to close ``balance_languages`` of the gap between the
-    two totals: at 1.0 + 0.3 against 0.25 + 0.25, a passage in the question's language that matched one
-    word outranked the answer in another language nearly always (English questions over Spanish articles
-    beside English ones: 0.057 hit@1; 0.734 with 0.75 of the gap closed; eval/README, row 36). Each list
-    is min-max scaled, so its weight is the most it can add.
+    two totals (the question language's as ``best_share`` left it): at 1.0 + 0.3 against 0.25 + 0.25, a
+    passage in the question's language that matched one word outranked the answer in another language
+    nearly always (English questions over Spanish articles beside English ones: 0.057 hit@1; 0.734 with
+    0.75 of the gap closed; eval/README, row 36). Each list is min-max scaled, so its weight is the most it
+    can add.
     """
-    same, cross = p.bm25_same_language + p.sentence_bm25, p.bm25_cross_language + p.bm25_translated
+    lexical = p.bm25_same_language * min(max(best_share, 0.0), 1.0) ** p.full_match_power
+    same, cross = lexical + p.sentence_bm25, p.bm25_cross_language + p.bm25_translated
     scale = 1.0
     if both_languages and same > 0 and cross > 0:
         scale += p.balance_languages * (same / cross - 1.0)
-    return [p.chunk_dense, p.sentence_dense, p.bm25_same_language, scale * p.bm25_cross_language, p.sentence_bm25,
+    return [p.chunk_dense, p.sentence_dense, lexical, scale * p.bm25_cross_language, p.sentence_bm25,
             scale * p.bm25_translated]  # fmt: skip
+
+
+def best_lexical_share(lists: Sequence[Ranked]) -> float:
+    """The best score of the stemmed BM25 list: a share of a full match (``LexicalIndex.shares``); 0 if empty."""
+    scores = _scores(lists[2])
+    return float(scores.max()) if len(scores) else 0.0
 
 
 def both_languages_matched(lists: Sequence[Ranked]) -> bool:
@@ -70,8 +83,11 @@ def both_languages_matched(lists: Sequence[Ranked]) -> bool:
 
 
 def _scored(ranked: Ranked) -> bool:
-    scores = ranked.scores if isinstance(ranked, ScoredRows) else np.fromiter(ranked.values(), float, len(ranked))
-    return bool((scores > 0).any())
+    return bool((_scores(ranked) > 0).any())
+
+
+def _scores(ranked: Ranked) -> np.ndarray:
+    return ranked.scores if isinstance(ranked, ScoredRows) else np.fromiter(ranked.values(), float, len(ranked))
 
 
 def discounts(p: SearchParams, hubness: np.ndarray | float, same_language: np.ndarray | bool) -> np.ndarray:

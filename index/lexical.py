@@ -143,6 +143,21 @@ class LexicalIndex:
             return self._model.get_scores_from_ids(ids)
         return _sum_columns(self._model.scores, ids, np.dtype(self._model.dtype))
 
+    def shares(self, question: str, lang: str) -> np.ndarray:
+        """``scores`` as a share of what a full match of ``question`` would score (see ``ceilings``)."""
+        return self.shares_of_terms(self.query_terms(question, lang))
+
+    def shares_of_terms(self, terms: Sequence[str]) -> np.ndarray:
+        """``scores_of_terms`` as a share of what a full match of ``terms`` would score: 1.0 for a row holding
+        each of them as well as any row does, whatever the question; zeros when no row holds any."""
+        full = self.full_match(terms)
+        scores = self.scores_of_terms(terms)
+        return scores / np.float32(full) if full > 0 else scores
+
+    def full_match(self, terms: Sequence[str]) -> float:
+        """What a row matching every one of ``terms`` fully would score: the sum of their ``ceilings``."""
+        return float(self.ceilings(self.term_ids(terms)).sum())
+
     def scores_of_rows(self, question: str, lang: str, rows: np.ndarray) -> np.ndarray:
         """BM25 scores of ``rows`` only, at a cost that grows with ``len(rows)``, not with the index."""
         ids = self._model.get_tokens_ids(self.query_terms(question, lang))

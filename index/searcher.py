@@ -20,6 +20,7 @@ from index.filters import AllowedRows, Filters, check_fields, parse_filters
 from index.fusion import Ranked, best, candidate_rows, weighted_fusion
 from index.hits import (
     ShardLists,
+    best_lexical_share,
     best_per_passage,
     both_languages_matched,
     fusion_weights,
@@ -304,7 +305,8 @@ class Searcher:
 
     def fuse(self, lists: list[Ranked]) -> Ranked:
         """Weighted sum of the min-max normalised lists of ``retrieve`` (weights: ``hits.fusion_weights``)."""
-        return weighted_fusion(lists, fusion_weights(self.params, both_languages_matched(lists)))
+        weights = fusion_weights(self.params, both_languages_matched(lists), best_lexical_share(lists))
+        return weighted_fusion(lists, weights)
 
     def passages(self, ranked: list[tuple[int, float]], query: Query) -> list[Passage]:
         """The passages of ranked (row, score) pairs, from the shards that hold them, in ranked order."""

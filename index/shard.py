@@ -29,6 +29,7 @@ from index.highlight import pick_sentence
 from index.hits import (
     ShardLists,
     VectorHits,
+    best_lexical_share,
     best_per_passage,
     both_languages_matched,
     discounts,
@@ -176,9 +177,10 @@ class LocalShard:
             penalised(dense, p.pool), best_per_passage(kept.first_chunk, kept.last_chunk, kept.scores),
             lexical[0], lexical[1], best_per_passage(terms.first_chunk, terms.last_chunk, terms.scores), lexical[2],
         ]  # fmt: skip
-        rows = [row for row, _ in best(weighted_fusion(lists, fusion_weights(p)), query.prefetch)]
+        share = best_lexical_share(lists)  # this shard's: the searcher's may be another shard's, higher
+        rows = [row for row, _ in best(weighted_fusion(lists, fusion_weights(p, False, share)), query.prefetch)]
         if both_languages_matched(lists):  # whether the searcher balances depends on the other shards' lists too
-            balanced = best(weighted_fusion(lists, fusion_weights(p, both_languages=True)), query.prefetch)
+            balanced = best(weighted_fusion(lists, fusion_weights(p, True, share)), query.prefetch)
             rows = list(dict.fromkeys([*rows, *(row for row, _ in balanced)]))
         terms_by_lang: dict[str, dict[str, float]] = {}
         return {int(self._rows(np.array([row]))[0]): self._passage(row, 0.0, query, terms_by_lang) for row in rows}
@@ -209,19 +211,24 @@ class LocalShard:
                           self._links.sentence_last_chunk[rows])  # fmt: skip
 
     def _lexical_lists(self, query: Query, same: Rows, other: Rows, keep) -> tuple[Ranked, Ranked, Ranked]:
-        """Stemmed BM25 in the question's language; prefixes and translated stems in the others."""
+        """Stemmed BM25 in the question's language; prefixes and translated stems in the others.
+
+        Each list scores a passage by its share of a full match of the question's terms (``LexicalIndex.shares``):
+        min-max scaling is blind to it, but the fusion weighs a list whose best passage matched little of the
+        question less (``hits.fusion_weights``).
+        """
         p = self.params
         lexical: Ranked = ScoredRows([], [])
         cognates: Ranked = ScoredRows([], [])
         translated: Ranked = ScoredRows([], [])
         if same is not False:
-            lexical = keep(self.data.lexical.scores(query.text, query.lang), p.pool, same)
+            lexical = keep(self.data.lexical.shares(query.text, query.lang), p.pool, same)
         if other is not False:
             across = self.data.cognates if p.cross_language_terms == "prefixes" else self.data.lexical
-            cognates = keep(across.scores(query.text, query.lang), p.pool, other)
+            cognates = keep(across.shares(query.text, query.lang), p.pool, other)
             terms = [term for stems in query.translations.values() for term in stems]
             if terms:
-                translated = keep(self.data.lexical.scores_of_terms(terms), p.pool, other)
+                translated = keep(self.data.lexical.shares_of_terms(terms), p.pool, other)
         return lexical, cognates, translated
 
     def _same_language_rows(self, lang: str) -> np.ndarray | bool:

@@ -118,11 +118,11 @@ def test_every_list_equals_brute_force_over_the_allowed_rows(searcher, filters, 
         rows = np.array(list(nearest), dtype=np.int64)
         _assert_same(sentences, searcher.shards[0]._best_per_passage(rows, np.array(list(nearest.values()))))
         same = np.array(data.doc_langs)[data.chunks.doc] == query.lang
-        _assert_same(lexical, _brute_bm25(data.lexical.scores(query.text, query.lang), chunk_mask & same, p.pool))
-        _assert_same(cognates, _brute_bm25(data.cognates.scores(query.text, query.lang), chunk_mask & ~same, p.pool))
+        _assert_same(lexical, _brute_bm25(data.lexical.shares(query.text, query.lang), chunk_mask & same, p.pool))
+        _assert_same(cognates, _brute_bm25(data.cognates.shares(query.text, query.lang), chunk_mask & ~same, p.pool))
         terms = [term for stems in query.translations.values() for term in stems]
         if terms:
-            _assert_same(translated, _brute_bm25(data.lexical.scores_of_terms(terms), chunk_mask & ~same, p.pool))
+            _assert_same(translated, _brute_bm25(data.lexical.shares_of_terms(terms), chunk_mask & ~same, p.pool))
 
 
 def test_a_filter_keeping_everything_answers_as_no_filter(searcher):

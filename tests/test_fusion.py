@@ -18,7 +18,7 @@ from index.fusion import (
     top_k,
     weighted_fusion,
 )
-from index.hits import both_languages_matched, fusion_weights
+from index.hits import best_lexical_share, both_languages_matched, fusion_weights
 
 
 def test_top_k_orders_best_first_with_stable_ties():
@@ -123,6 +123,19 @@ def test_balancing_closes_a_share_of_the_gap_between_the_two_kinds_of_lexical_we
     default = fusion_weights(SearchParams(), both_languages=True)  # 0.75 of the gap
     assert default[3] + default[5] == pytest.approx(cross + 0.75 * (same - cross))
     assert fusion_weights(SearchParams(balance_languages=0), both_languages=True) == plain
+
+
+def test_a_weak_best_match_weighs_the_question_languages_bm25_list_less():
+    p = SearchParams(full_match_power=0.5, balance_languages=1.0)
+    assert fusion_weights(p, best_share=1.0) == fusion_weights(p)
+    weak = fusion_weights(p, best_share=0.25)
+    assert weak[2] == pytest.approx(0.5 * p.bm25_same_language)
+    assert weak[:2] + weak[3:] == fusion_weights(p)[:2] + fusion_weights(p)[3:]
+    balanced = fusion_weights(p, both_languages=True, best_share=0.25)  # the gap closed is the one left
+    assert balanced[3] + balanced[5] == pytest.approx(weak[2] + p.sentence_bm25)
+    assert fusion_weights(SearchParams(full_match_power=0), best_share=0.0) == fusion_weights(SearchParams())
+    assert best_lexical_share([{}, {}, ScoredRows([4, 2], [0.6, 0.1]), {}, {}, {}]) == pytest.approx(0.6)
+    assert best_lexical_share([{}, {}, {}, {}, {}, {}]) == 0.0
 
 
 def test_both_languages_matched_needs_a_hit_of_each_kind():

@@ -37,6 +37,17 @@ def test_scores_of_rows_equal_the_full_scores_at_those_rows():
     assert not lexical.scores_of_rows("nothing matches", "fr", rows).any()
 
 
+def test_shares_score_rows_against_a_full_match_of_the_question():
+    lexical = LexicalIndex.build(TEXTS, LANGS)
+    question = "délégations réunies à Mascate"
+    shares, scores = lexical.shares(question, "fr"), lexical.scores(question, "fr")
+    assert np.allclose(shares, scores / lexical.full_match(lexical.query_terms(question, "fr")))
+    assert shares.max() == pytest.approx(1.0)  # row 0 holds each term as well as any row does
+    one_word = lexical.shares("Lyon président", "fr")  # no row holds both: the best holds half of the full match
+    assert 0.3 < one_word.max() < 0.7
+    assert not lexical.shares("nothing matches", "fr").any() and lexical.full_match([]) == 0.0
+
+
 def test_a_prefix_index_matches_an_english_question_to_french_text():
     cognates = LexicalIndex.build(TEXTS, LANGS, analyzer="prefixes")
     scores = cognates.scores("Which delegations met?", "en")
