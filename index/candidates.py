@@ -66,10 +66,10 @@ def candidates(
     columns: dict[str, np.ndarray | float] = dict(ranked_lists_columns(lists, rows))
     for name in LEXICAL:
         # The passage lists already score shares of a full match (LocalShard._lexical_lists), sentences raw BM25.
-        scores = raw_scores(lists[LISTS.index(name)], rows)
+        share = raw_scores(lists[LISTS.index(name)], rows)
         if name == "sentence_bm25":
-            scores = full_match_ratio(scores, data.sentence_lexical.full_match(terms.stems))
-        columns[f"{name}_full"] = scores
+            share = full_match_ratio(share, data.sentence_lexical.full_match(terms.stems))
+        columns[f"{name}_full"] = share
     columns["fused"] = scores
     columns["fused_rank"] = np.arange(1, len(rows) + 1, dtype=np.float64)
     both = list(dict.fromkeys([*terms.stems, *terms.translated]))

@@ -27,8 +27,8 @@ from index.ranking_features import FEATURES
 from index.searcher import Searcher
 
 # Bump when a feature's computation changes under the same name (2: question language by py3langid, question
-# words left out of its terms).
-FEATURE_VERSION = 2
+# words left out of its terms; 3: the passage BM25 lists' shares of a full match computed by the shards).
+FEATURE_VERSION = 3
 
 
 def run_train_ranker(args: argparse.Namespace, settings: Settings) -> int:

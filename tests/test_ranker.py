@@ -116,10 +116,13 @@ def test_ranker_reorders_only_the_fused_candidates(built, encoder, tmp_path):
     searcher = Searcher(data, encoder, built.search.model_copy(update={"ranker": str(path)}))
     query = searcher.encode(["Qui a joué le rôle de médiateur ?"])[0]
     lists = searcher.retrieve(query)
+    fused = best(searcher.fuse(lists), 50)
     found = searcher.candidates(query, lists, searcher.fuse(lists), 50)
     assert found.features.shape == (len(found.rows), len(FEATURES))
     column = dict(zip(FEATURES, found.features.T, strict=True))
     assert column["fused_rank"].tolist() == list(range(1, len(found.rows) + 1))
+    assert found.rows.tolist() == [row for row, _ in fused]
+    assert np.allclose(found.fused, [score for _, score in fused]) and np.allclose(column["fused"], found.fused)
     for name in ("coverage_passage", "coverage_sentence", "coverage_prefixes", "bm25_full"):
         assert ((column[name] >= 0) & (column[name] <= 1 + 1e-9)).all(), name
     assert {row for row, _ in searcher.rank(query, 50)} == set(found.rows.tolist())
