@@ -116,8 +116,9 @@ def test_ranker_reorders_only_the_fused_candidates(built, encoder, tmp_path):
     searcher = Searcher(data, encoder, built.search.model_copy(update={"ranker": str(path)}))
     query = searcher.encode(["Qui a joué le rôle de médiateur ?"])[0]
     lists = searcher.retrieve(query)
-    fused = best(searcher.fuse(lists), 50)
-    found = searcher.candidates(query, lists, searcher.fuse(lists), 50)
+    fusion = searcher.fuse(lists)
+    fused = best(fusion, 50)
+    found = searcher.candidates(query, lists, fusion, 50)
     assert found.features.shape == (len(found.rows), len(FEATURES))
     column = dict(zip(FEATURES, found.features.T, strict=True))
     assert column["fused_rank"].tolist() == list(range(1, len(found.rows) + 1))
@@ -174,7 +175,7 @@ def test_shipped_ranker_path_is_per_model_and_loads():
     assert load_ranker("on", "minilm") is None  # no ranker shipped for it: the fusion alone
 
 
-def test_shipped_ranker_of_the_default_model_reorders_its_candidates(built, encoder):
+def test_shipped_ranker_of_the_default_model_ranks_the_fused_candidates(built, encoder):
     data = read_index(resolve_live(built.index_dir))
     searcher = Searcher(data, encoder, built.search.model_copy(update={"ranker": "on"}))
     assert searcher.ranker is not None
