@@ -41,6 +41,7 @@ def sample(data: list[dict]) -> list[dict]:
 
 
 if __name__ == "__main__":
-    data = json.load(open(sys.argv[1], encoding="utf-8"))["data"]
+    with open(sys.argv[1], encoding="utf-8") as handle:
+        data = json.load(handle)["data"]
     for item in sample(data):
         print(json.dumps(item, ensure_ascii=False))

@@ -99,7 +99,8 @@ def _parser() -> argparse.ArgumentParser:
 
     ev = commands.add_parser("eval", help="score evaluation sets (SQuAD .json or .jsonl)")
     ev.add_argument("files", nargs="*", type=Path, help=f"sets to score (default: {DEFAULT_EVAL_SET})")
-    ev.add_argument("--questions-from", type=Path, help="SQuAD file whose questions replace those of the same id")
+    ev.add_argument("--questions-from", type=Path, help="SQuAD .json whose questions replace those of the same id, or a .jsonl of {id, question, lang} "
+        "rewriting some of them (scored alone, with their gap to the original questions)")
     ev.add_argument(
         "--distractors",
         type=Path,
@@ -154,7 +155,7 @@ def _build(args: argparse.Namespace, settings: Settings) -> int:
     from index.encoders import load_encoder
 
     params = _cluster_params(args, settings)  # checked before the model loads
-    encoder = load_encoder(settings.model)
+    encoder = load_encoder(settings.model, settings.e5_engine)
     if params is None:
         report = build_index(settings, encoder, show_progress=not args.quiet)
     else:

@@ -16,18 +16,19 @@ from index.evaluation.datasets import (
     EvalSet,
     every_other_article,
     load_eval_file,
+    original_questions,
     repairs_note,
     replace_questions,
     squad_documents,
 )
-from index.evaluation.runner import SetScore, evaluate, find_answer_passages, searcher_for
+from index.evaluation.runner import SetScore, evaluate, find_answer_passages, searcher_for, with_original
 
 COLUMNS = ("hit@1", "hit@5", "mrr@10", "n", "passage_chars", "highlight_hit", "seconds")
 
 
 def run_eval(files: list[Path], settings: Settings, args: argparse.Namespace) -> int:
     """Score every file; print a table (or JSON) and optionally write the HTML report."""
-    encoder = load_encoder(settings.model)
+    encoder = load_encoder(settings.model, settings.e5_engine)
     distractors = [doc for path in args.distractors for doc in squad_documents(path)[0]]
     scores: list[SetScore] = []
     documents = []  # per set, doc_id -> Document, for the report's gold passages
@@ -51,6 +52,8 @@ def run_eval(files: list[Path], settings: Settings, args: argparse.Namespace) ->
         if distractors and eval_set.documents is None:
             eval_set.name += f" + {len(searcher.data.chunks) - _corpus_chunks(searcher, corpus)} distractor chunks"
         scores.append(evaluate(eval_set, searcher, k=args.k, show_progress=not args.json))
+        if (originals := original_questions(eval_set)) is not None:  # --questions-from: the same ids, as first asked
+            with_original(scores[-1], evaluate(originals, searcher, k=args.k, show_progress=not args.json))
         if args.report:
             find_answer_passages(scores[-1], searcher)
             documents.append({d.doc_id: d for shard in searcher.shards for d in shard.data.documents})
@@ -82,14 +85,26 @@ def _corpus_chunks(searcher, corpus: list) -> int:
 
 
 def _print_table(scores: list[SetScore]) -> None:
-    width = max([len("set"), *(len(s.name) for s in scores)])
+    """One row per set; under it, one per question language → gold document language, and the gap line."""
+    labels = [f"  {pair}" for score in scores for pair in score.by_pair]
+    width = max([len("set"), *(len(s.name) for s in scores), *(len(label) for label in labels)])
     print(f"{'set':<{width}}  " + "  ".join(f"{c:>13}" for c in COLUMNS))
     for score in scores:
         figures = score.figures()
         cells = [_cell(figures[c]) for c in COLUMNS]
         print(f"{score.name:<{width}}  " + "  ".join(f"{c:>13}" for c in cells))
-        for lang, by in figures.get("by_lang", {}).items():
-            print(f"{'  lang=' + lang:<{width}}  {by['hit@1']:>13.3f}  {by['hit@5']:>13.3f}  {'':>13}  {by['n']:>13}")
+        for pair, by in figures.get("by_pair", {}).items():
+            print(f"{'  ' + pair:<{width}}  {by['hit@1']:>13.3f}  {by['hit@5']:>13.3f}  {'':>13}  {by['n']:>13}")
+        if "gap" in figures:
+            print(f"  {gap_line(figures)}")
+
+
+def gap_line(figures: dict) -> str:
+    """The rewritten questions' hit@1 against the same questions as the target file asks them."""
+    return (
+        "gap to the same questions in the document's language: "
+        f"{figures['original_hit@1']:.3f} vs {figures['hit@1']:.3f} ({figures['gap']:+.3f})"
+    )
 
 
 def _cell(value) -> str:

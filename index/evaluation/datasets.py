@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from index.corpus import Document
 from index.errors import EvalDataError
+from index.language import UNKNOWN, detect_question_language
 
 PARAGRAPH_JOIN = "\n\n"
 ANSWER_REACH = 20  # characters an answer may be moved to find its text
@@ -27,7 +30,10 @@ class EvalQuestion:
 
 @dataclass
 class EvalSet:
-    """Questions, plus the documents to index for them (None: use the live corpus index)."""
+    """Questions, plus the documents to index for them (None: use the live corpus index).
+
+    ``meta["originals"]``, set by ``replace_questions``: each replaced question as the target file asked it.
+    """
 
     name: str
     questions: list[EvalQuestion]
@@ -89,7 +95,20 @@ def load_squad_set(path: Path) -> EvalSet:
         if aligned.question is not None:
             kept.append(aligned.question)
     repairs = {"moved": moved, "skipped": skipped, "questions_skipped": len(questions) - len(kept)}
+    lang = file_language(kept)
+    kept = [replace(question, lang=lang) for question in kept]
     return EvalSet(Path(path).name, kept, documents, {"repairs": repairs})
+
+
+def file_language(questions: Sequence[EvalQuestion]) -> str:
+    """The language most of a file's questions are detected in (``index.language``), ``"unknown"`` if none.
+
+    A SQuAD file holds one language: its few questions the detector takes for another
+    (8 of PIAF's 1,683 read as Italian) keep the file's.
+    """
+    found = Counter(detect_question_language(question.question) for question in questions)
+    found.pop(UNKNOWN, None)
+    return found.most_common(1)[0][0] if found else UNKNOWN
 
 
 @dataclass(frozen=True)
@@ -157,7 +176,7 @@ def load_jsonl_set(path: Path) -> EvalSet:
                     str(record["question"]),
                     answers,
                     record.get("doc_id"),
-                    lang=record.get("lang"),
+                    lang=record.get("lang") or detect_question_language(str(record["question"])),
                 )
             )
         except (ValueError, KeyError, TypeError) as exc:
@@ -168,17 +187,67 @@ def load_jsonl_set(path: Path) -> EvalSet:
 
 
 def replace_questions(target: EvalSet, source_path: Path) -> EvalSet:
-    """Swap each question's text for the one with the same id in another SQuAD file."""
-    _, source = squad_documents(source_path)
-    by_id = {q.qid: q.question for q in source}
-    missing = [q.qid for q in target.questions if q.qid not in by_id]
-    if missing:
-        raise EvalDataError(f"{source_path} lacks {len(missing)} question ids of {target.name}, e.g. {missing[0]}")
-    questions = [
-        EvalQuestion(q.qid, by_id[q.qid], q.answers, q.gold_doc, q.gold_spans, q.lang) for q in target.questions
-    ]
-    name = f"{target.name} <- {Path(source_path).name}"
-    return EvalSet(name, questions, target.documents, dict(target.meta))
+    """The target's questions asked with the text of another file, same ids, gold documents and answers.
+
+    ``source_path`` is a SQuAD ``.json`` holding every question id of the target (each question is
+    swapped, and takes that file's language), or a ``.jsonl`` of lines ``{"id", "question", "lang"?}``
+    rewriting some of them: the set is then those questions only, each in its line's ``lang`` (detected
+    from its text when absent). ``meta["originals"]`` keeps the target's own questions, for
+    ``original_questions``.
+    """
+    source_path = Path(source_path)
+    if not source_path.is_file():
+        raise EvalDataError(f"questions file {source_path} does not exist")
+    if source_path.suffix == ".jsonl":
+        rewritten = _rewritten_questions(target, source_path)
+    else:
+        _, source = squad_documents(source_path)
+        lang = file_language(source)
+        by_id = {q.qid: (q.question, lang) for q in source}
+        missing = [q.qid for q in target.questions if q.qid not in by_id]
+        if missing:
+            raise EvalDataError(f"{source_path} lacks {len(missing)} question ids of {target.name}, e.g. {missing[0]}")
+        rewritten = by_id
+    kept = [q for q in target.questions if q.qid in rewritten]
+    questions = [replace(q, question=rewritten[q.qid][0], lang=rewritten[q.qid][1]) for q in kept]
+    name = f"{target.name} <- {source_path.name}"
+    return EvalSet(name, questions, target.documents, {**target.meta, "originals": {q.qid: q for q in kept}})
+
+
+def _rewritten_questions(target: EvalSet, path: Path) -> dict[str, tuple[str, str]]:
+    """Question id -> (text, language) of a ``.jsonl`` of rewritten questions, every id one of the target's."""
+    known = {q.qid for q in target.questions}
+    rewritten: dict[str, tuple[str, str]] = {}
+    unknown: list[tuple[int, str]] = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            qid, question, lang = str(record["id"]), str(record["question"]), record.get("lang")
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise EvalDataError(f"{path}:{number}: expected {{id, question, lang?}}: {exc}") from exc
+        if qid in rewritten:
+            raise EvalDataError(f"{path}:{number}: question id {qid} appears twice")
+        if qid not in known:
+            unknown.append((number, qid))
+        rewritten[qid] = (question, str(lang) if lang else detect_question_language(question))
+    if unknown:
+        (number, qid), more = unknown[0], len(unknown) - 1
+        others = f" (and {more} more)" if more else ""
+        raise EvalDataError(f"{path}:{number}: question id {qid}{others} is not a question of {target.name}")
+    if not rewritten:
+        raise EvalDataError(f"{path} holds no questions")
+    return rewritten
+
+
+def original_questions(eval_set: EvalSet) -> EvalSet | None:
+    """The same question ids as the target file asked them (before ``replace_questions``); None if not replaced."""
+    originals = eval_set.meta.get("originals")
+    if originals is None:
+        return None
+    questions = [originals[q.qid] for q in eval_set.questions]
+    return EvalSet(f"{eval_set.name} (original questions)", questions, eval_set.documents)
 
 
 def every_other_article(eval_set: EvalSet, parity: str) -> EvalSet:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,13 +14,25 @@ from index.corpus import Document
 from index.encoders import Encoder, canonical_model_name
 from index.errors import DocumentNotFoundError
 from index.evaluation.datasets import EvalQuestion, EvalSet
-from index.evaluation.metrics import Rank, contains_answer, contains_span, first_hit, hit_at, hit_curve, mrr_at
+from index.evaluation.metrics import (
+    Rank,
+    breakdown,
+    contains_answer,
+    contains_span,
+    first_hit,
+    gap,
+    hit_at,
+    hit_curve,
+    mrr_at,
+)
+from index.language import UNKNOWN
 from index.searcher import Highlight, Passage, Searcher
 from index.spans import SPLITTER
 from index.store import read_index, read_shards, resolve_live
 
 DEPTH = 20  # passages retrieved per question: enough for the hit@k curve
 DEEP = 200  # passages searched for the answer of a question missed in the top DEPTH (report only)
+NO_DOCUMENT = "?"  # the document language of a question with no gold document (or one not in the index)
 
 
 @dataclass
@@ -52,6 +63,8 @@ class SetScore:
     curve: list[float]
     outcomes: list[Outcome] = field(repr=False, default_factory=list)
     by_lang: dict[str, dict[str, float]] = field(default_factory=dict)
+    by_pair: dict[str, dict[str, float]] = field(default_factory=dict)  # "question→document language": figures
+    gap: dict[str, float] = field(default_factory=dict)  # ``with_original``: {"original_hit@1", "gap"}
 
     def figures(self) -> dict:
         """The JSON-ready summary printed by ``qa eval --json``."""
@@ -65,6 +78,8 @@ class SetScore:
             "highlight_hit": None if self.highlight_hit is None else round(self.highlight_hit, 4),
             "seconds": round(self.seconds, 2),
             **({"by_lang": self.by_lang} if self.by_lang else {}),
+            **({"by_pair": self.by_pair} if self.by_pair else {}),
+            **self.gap,
         }
 
 
@@ -91,7 +106,36 @@ def evaluate(eval_set: EvalSet, searcher: Searcher, k: int = 5, show_progress: b
             highlight = is_hit(question, top, top.highlight.start, top.highlight.end, top.highlight.text)
         found = result.passages[rank - 1] if rank else None
         outcomes.append(Outcome(question, rank, result.passages[:k], highlight, found, rank))
-    return _score(eval_set.name, outcomes, k, time.perf_counter() - began)
+    return _score(eval_set.name, outcomes, k, time.perf_counter() - began, document_languages(searcher))
+
+
+def document_languages(searcher: Searcher) -> dict[str, str]:
+    """Each indexed document's language, as the build detected it (or its ``lang`` metadata).
+
+    Read from the shards of this process (an evaluation never searches remote ones), else the searcher's data.
+    """
+    parts = [shard.data for shard in searcher.shards if hasattr(shard, "data")] or [searcher.data]
+    return {doc.doc_id: lang for data in parts for doc, lang in zip(data.documents, data.doc_langs, strict=True)}
+
+
+def pair_key(question: EvalQuestion, doc_langs: Mapping[str, str]) -> str:
+    """``"en→fr"``: the question's language, then its gold document's (``?`` when it has none)."""
+    doc_lang = doc_langs.get(question.gold_doc, NO_DOCUMENT) if question.gold_doc else NO_DOCUMENT
+    return f"{question.lang or UNKNOWN}→{doc_lang}"
+
+
+def by_pair(outcomes: Sequence[Outcome], doc_langs: Mapping[str, str]) -> dict[str, dict[str, float]]:
+    """hit@1, hit@5 and n per question language → gold document language."""
+    return breakdown((pair_key(o.question, doc_langs), o.rank) for o in outcomes)
+
+
+def with_original(score: SetScore, original: SetScore) -> SetScore:
+    """Record in ``score`` its gap to ``original``: the same question ids, asked as the target file asks them."""
+    ids, original_ids = [o.question.qid for o in score.outcomes], [o.question.qid for o in original.outcomes]
+    if ids != original_ids:
+        raise ValueError(f"{original.name} does not hold the questions of {score.name} in the same order")
+    score.gap = gap([o.rank for o in original.outcomes], [o.rank for o in score.outcomes])
+    return score
 
 
 def find_answer_passages(score: SetScore, searcher: Searcher, depth: int = DEEP) -> None:
@@ -133,14 +177,12 @@ def _passage_in_document(question: EvalQuestion, searcher: Searcher) -> Passage 
     return None
 
 
-def _score(name: str, outcomes: list[Outcome], k: int, seconds: float) -> SetScore:
+def _score(
+    name: str, outcomes: list[Outcome], k: int, seconds: float, doc_langs: Mapping[str, str] | None = None
+) -> SetScore:
     ranks = [o.rank for o in outcomes]
     lengths = [len(p.text) for o in outcomes for p in o.passages[:k]]
     highlights = [o.highlight_hit for o in outcomes if o.highlight_hit is not None]
-    by_lang: dict[str, list[Rank]] = defaultdict(list)
-    for outcome in outcomes:
-        if outcome.question.lang:
-            by_lang[outcome.question.lang].append(outcome.rank)
     return SetScore(
         name=name,
         n=len(outcomes),
@@ -153,10 +195,8 @@ def _score(name: str, outcomes: list[Outcome], k: int, seconds: float) -> SetSco
         seconds=seconds,
         curve=hit_curve(ranks, DEPTH),
         outcomes=outcomes,
-        by_lang={
-            lang: {"hit@1": round(hit_at(r, 1), 4), "hit@5": round(hit_at(r, 5), 4), "n": len(r)}
-            for lang, r in sorted(by_lang.items())
-        },
+        by_lang=breakdown((o.question.lang, o.rank) for o in outcomes if o.question.lang),
+        by_pair=by_pair(outcomes, doc_langs) if doc_langs is not None else {},
     )
 
 
