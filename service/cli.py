@@ -99,8 +99,12 @@ def _parser() -> argparse.ArgumentParser:
 
     ev = commands.add_parser("eval", help="score evaluation sets (SQuAD .json or .jsonl)")
     ev.add_argument("files", nargs="*", type=Path, help=f"sets to score (default: {DEFAULT_EVAL_SET})")
-    ev.add_argument("--questions-from", type=Path, help="SQuAD .json whose questions replace those of the same id, or a .jsonl of {id, question, lang} "
-        "rewriting some of them (scored alone, with their gap to the original questions)")
+    ev.add_argument(
+        "--questions-from",
+        type=Path,
+        help="SQuAD .json whose questions replace those of the same id, or a .jsonl of {id, question, lang} "
+        "rewriting some of them (scored alone, with their gap to the original questions)",
+    )
     ev.add_argument(
         "--distractors",
         type=Path,

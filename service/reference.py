@@ -25,7 +25,7 @@ def run_reference(files: list[Path], settings: Settings, args: argparse.Namespac
         raise EvalDataError(f"--centroids must be at least 1, not {args.centroids}")
     if len(questions) < args.centroids:
         raise EvalDataError(f"{len(questions)} questions cannot make {args.centroids} centroids: give more files")
-    encoder = load_encoder(settings.model)
+    encoder = load_encoder(settings.model, settings.e5_engine)
     model = canonical_model_name(settings.model)
     print(f"encoding {len(questions)} questions with {model}")
     centroids = train_centroids(encoder.encode_queries(questions), args.centroids)

@@ -70,7 +70,7 @@ class ServiceState:
     @property
     def encoder(self) -> Encoder:
         if self._encoder is None:
-            self._encoder = load_encoder(self.settings.model)
+            self._encoder = load_encoder(self.settings.model, self.settings.e5_engine)
         return self._encoder
 
     def load(self, missing_ok: bool = True) -> None:

@@ -37,7 +37,7 @@ def run_train_ranker(args: argparse.Namespace, settings: Settings) -> int:
     if not sets:
         raise EvalDataError("give at least one SQuAD file (or --pair ARTICLES QUESTIONS) to train on")
     settings = settings.model_copy(update={"search": settings.search.model_copy(update={"ranker": "off"})})
-    encoder = load_encoder(settings.model)
+    encoder = load_encoder(settings.model, settings.e5_engine)
     parts, sources = [], []
     loaded = [_load(articles, questions, args.articles) for articles, questions in sets]
     if args.together:

@@ -23,6 +23,14 @@ def test_vectors_are_normalised_with_the_declared_dimension(any_encoder):
     assert np.allclose(np.linalg.norm(passages, axis=1), 1.0, atol=1e-4)
 
 
+def test_a_question_has_the_vector_it_has_alone_in_any_call(any_encoder):
+    # The searcher encodes a question together with its words not yet translated: what is cached must not
+    # change the question's vector.
+    texts = ["Who mediated the talks between Iran and the United States in Muscat?", "médiation", "talks", "Qui ?"]
+    alone = np.vstack([any_encoder.encode_queries([text]) for text in texts])
+    assert np.abs(any_encoder.encode_queries(texts) - alone).max() < 1e-6
+
+
 def test_related_text_scores_higher(any_encoder):
     query = any_encoder.encode_queries(["Who mediated the talks?"])[0]
     near, far = any_encoder.encode_passages(["The foreign minister mediated the talks.", "The recipe needs flour."])

