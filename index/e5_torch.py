@@ -21,12 +21,12 @@ from torch import nn
 
 from index.e5_file import BLOCK, E5File
 
-# oneDNN sums a product's terms in one order for inputs of up to about 36 rows (tokens) and in another for
-# more (the same from 37 to 16,384 rows, on one thread or two). So that a text's vector does not depend on what
-# else is in its call, every product takes one of the two paths: questions in runs of at most SMALL_ROWS rows
-# (no extra work for a question alone), passages with at least LARGE_ROWS rows (a padding text if need be).
+# oneDNN sums a row's terms in an order that depends on how many rows (tokens) a product has: the same for any
+# count up to 32, then varying with the count. So that a text's vector does not depend on what else is in its
+# call, nor on the threads, products run in fixed runs of rows: questions in runs of at most SMALL_ROWS (no
+# extra work for a question alone), passages in runs of exactly PASSAGE_ROWS, the last one padded.
 SMALL_ROWS = 32
-LARGE_ROWS = 64
+PASSAGE_ROWS = 256
 
 
 def fast_bf16() -> bool:
@@ -54,10 +54,17 @@ class Linear(nn.Module):
         else:
             self.weight, self.bias = w, b
 
-    def forward(self, x: torch.Tensor, gelu: bool = False, rows: int | None = None) -> torch.Tensor:
-        """``rows``: the product in runs of at most that many rows."""
-        if rows is not None and x.shape[0] > rows:
-            return torch.cat([self.forward(part, gelu) for part in x.split(rows)])
+    def forward(self, x: torch.Tensor, gelu: bool = False, rows: int = SMALL_ROWS) -> torch.Tensor:
+        """The product in runs of ``rows`` rows: the last one as it is up to SMALL_ROWS, else padded to ``rows``."""
+        count = x.shape[0]
+        padding = (-count) % rows if rows > SMALL_ROWS else 0
+        if padding:
+            x = F.pad(x, (0, 0, 0, padding))
+        if x.shape[0] > rows:
+            return torch.cat([self._product(part, gelu) for part in x.split(rows)])[:count]
+        return self._product(x, gelu)[:count]
+
+    def _product(self, x: torch.Tensor, gelu: bool) -> torch.Tensor:
         if self.bf16:
             return torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, "gelu" if gelu else "none", [], "none")
         y = F.linear(x, self.weight, self.bias)
@@ -94,7 +101,7 @@ class EncoderLayer(nn.Module):
         self.output_norm = LayerNorm(file, name + "oln", dtype)
         self.heads = shape.heads
 
-    def forward(self, x: torch.Tensor, bounds: Sequence[tuple[int, int]], rows: int | None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, bounds: Sequence[tuple[int, int]], rows: int) -> torch.Tensor:
         qkv = self.qkv(x, rows=rows).view(x.shape[0], 3, self.heads, -1)
         if len(bounds) == 1:
             context = self._attention(qkv)
@@ -126,17 +133,13 @@ class E5Transformer(nn.Module):
         self.embedding_norm = LayerNorm(file, "emb.ln", torch.float32)
         self.layers = nn.ModuleList(EncoderLayer(file, i, bf16) for i in range(shape.layers))
         self.max_tokens = shape.max_positions
-        self.pad = file.tokenizer.pad
 
     def forward(self, texts: Sequence[Sequence[int]], questions: bool = False) -> torch.Tensor:
         """Vectors of ``texts``, each a list of token ids with its <s> and </s>, at most ``max_tokens`` long.
 
-        ``questions``: short texts, whose products run in small pieces (SMALL_ROWS) rather than padded.
+        ``questions``: short texts, whose products run in runs of SMALL_ROWS rows, never padded.
         """
-        short = 0 if questions else LARGE_ROWS - sum(len(ids) for ids in texts)
-        if short > 0:
-            return self.forward([*texts, [self.pad] * short])[: len(texts)]
-        rows = SMALL_ROWS if questions else None
+        rows = SMALL_ROWS if questions else PASSAGE_ROWS
         lengths = [len(ids) for ids in texts]
         ends = np.cumsum(lengths).tolist()
         bounds = list(zip([0, *ends[:-1]], ends, strict=True))
