@@ -61,7 +61,7 @@ class SearchParams(BaseModel):
         0.75, ge=0, le=1, description="In an index where documents both in the question's language and in others "
         "match its words, how much of the gap between the two kinds' BM25 weights to close: the other languages' "
         "lists (prefixes, translations) are scaled towards the question language's total (stemmed passages and "
-        "sentences); 1 closes it, 0 leaves their own weights (see index/hits.py).",
+        "sentences); 1 closes it, 0 leaves their own weights (see index/search/hits.py).",
     )
     translation_threshold: float = Field(
         0.8, ge=0, le=1, description="Least encoder similarity between a question word and a corpus word it "
@@ -70,21 +70,21 @@ class SearchParams(BaseModel):
     translations_per_word: int = Field(1, ge=1, le=10, description="Most corpus words one question word translates to.")
     hub_penalty: float = Field(
         0.5, ge=0, le=2, description="Times a passage's or sentence's question hubness taken off its vector "
-        "similarity (0 turns it off; see index/hubness.py).",
+        "similarity (0 turns it off; see index/storage/hubness.py).",
     )
     language_gap: float = Field(
         0.0, ge=0, le=0.5, description="Taken off the vector similarity of passages and sentences in the "
         "question's language, for encoders that score text in the question's language higher whatever it says "
-        "(no effect in an index of one language; see index/hits.py).",
+        "(no effect in an index of one language; see index/search/hits.py).",
     )
     full_match_power: float = Field(
         0.0, ge=0, le=4, description="The weight of the stemmed BM25 list of the question's language is multiplied "
         "by its best passage's share of a full match of the question, to this power: the list counts less when "
-        "even its best passage matched only a common word (0 turns it off; see index/hits.py).",
+        "even its best passage matched only a common word (0 turns it off; see index/search/hits.py).",
     )
     highlight_terms: float = Field(
         0.3, ge=0, le=5, description="When choosing a passage's highlight: weight of the rarity-weighted share of "
-        "the question's terms a sentence holds, beside its similarity to the question (see index/highlight.py).",
+        "the question's terms a sentence holds, beside its similarity to the question (see index/search/highlight.py).",
     )
     ranker: str = Field(
         "off", description="Learned re-ranking of the fused top passages: 'off' (the weighted fusion alone), 'on' "

@@ -11,14 +11,14 @@ from typing import Any, Protocol
 import numpy as np
 from tqdm.auto import tqdm
 
-from index.candidates import Candidates, QueryTerms, candidates
 from index.config import SearchParams, search_params_for
-from index.corpus import Document
-from index.encoders import Encoder
 from index.errors import IndexMismatchError, InvalidQueryError
-from index.filters import AllowedRows, Filters, check_fields, parse_filters
-from index.fusion import Ranked, best, candidate_rows, weighted_fusion
-from index.hits import (
+from index.models.encoders import Encoder
+from index.rerank.candidates import Candidates, QueryTerms, candidates
+from index.rerank.ranker import RERANK_DEPTH, load_ranker
+from index.search.filters import AllowedRows, Filters, check_fields, parse_filters
+from index.search.fusion import Ranked, best, candidate_rows, weighted_fusion
+from index.search.hits import (
     ShardLists,
     best_lexical_share,
     best_per_passage,
@@ -28,19 +28,19 @@ from index.hits import (
     penalised,
     penalised_hits,
 )
-from index.language import detect_question_language
-from index.manifest import REBUILD_HINT, Manifest
-from index.merging import best_sentence_of, merge_hits, merge_top
-from index.query import Highlight, Passage, Query
-from index.ranker import RERANK_DEPTH, load_ranker
-from index.shard import LocalShard
-from index.shards import passage_owners, shard_of
-from index.store import IndexData
-from index.translation import Translator
+from index.search.merging import best_sentence_of, merge_hits, merge_top
+from index.search.query import Highlight, Passage, Query
+from index.search.shard import LocalShard
+from index.search.translation import Translator
+from index.storage.manifest import REBUILD_HINT, Manifest
+from index.storage.sharding import passage_owners, shard_of
+from index.storage.store import IndexData
+from index.text.corpus import Document
+from index.text.language import detect_question_language
 
 __all__ = ["Highlight", "Passage", "Query", "SearchResult", "Searcher", "Shard", "StageTimes"]
 
-Filter = Mapping[str, Any] | None  # the ``filters`` object of POST /ask (index.filters)
+Filter = Mapping[str, Any] | None  # the ``filters`` object of POST /ask (index.search.filters)
 
 
 @dataclass
@@ -84,7 +84,7 @@ class Searcher:
     """Immutable view of one loaded index, whole or in shards, plus the encoder that built it.
 
     The searcher encodes the question, asks each shard for its ranked lists, merges them when there
-    are several (index.merging), fuses them, then asks the shards holding the best passages for
+    are several (index.search.merging), fuses them, then asks the shards holding the best passages for
     their text and highlight. An unsharded index is one ``LocalShard`` whose lists need no merging.
     """
 
@@ -113,7 +113,7 @@ class Searcher:
 
     @classmethod
     def of_shards(cls, parts: list[IndexData], encoder: Encoder, params: SearchParams | None = None) -> Searcher:
-        """A searcher over the shards of ``index.store.read_shards``, each searched in this process."""
+        """A searcher over the shards of ``index.storage.store.read_shards``, each searched in this process."""
         params = params or search_params_for(parts[0].manifest.settings.model)
         if len(parts) == 1 and parts[0].global_rows is None:
             return cls(parts[0], encoder, params)
@@ -259,7 +259,7 @@ class Searcher:
         return list(zip(found.rows[order].tolist(), scores[order].tolist(), strict=True))
 
     def candidates(self, query: Query, lists: list[Ranked], fused: Ranked, depth: int) -> Candidates:
-        """The ``depth`` best fused rows with the ranker's features (see ``index.candidates``)."""
+        """The ``depth`` best fused rows with the ranker's features (see ``index.rerank.candidates``)."""
         terms = QueryTerms(
             stems=self.data.lexical.query_terms(query.text, query.lang),
             translated=[term for stems in query.translations.values() for term in stems],

@@ -23,20 +23,20 @@ from pathlib import Path
 import numpy as np
 from starlette.concurrency import run_in_threadpool
 
-from index.builder import build_settings
-from index.cluster import LOCAL, LOOPBACK, _check_reachable, _one_line, ray_init_options
+from index.build.builder import build_settings
+from index.build.cluster import LOCAL, LOOPBACK, check_reachable, one_line, ray_init_options
 from index.config import SearchParams, Settings
-from index.corpus import Document
-from index.encoders import Encoder
 from index.errors import ClusterError, QAError, ShardUnavailableError
-from index.filters import AllowedRows, Filters
-from index.fusion import Ranked
-from index.hits import ShardLists
-from index.manifest import check_compatible
-from index.query import Passage, Query
+from index.models.encoders import Encoder
+from index.search.filters import AllowedRows, Filters
+from index.search.fusion import Ranked
+from index.search.hits import ShardLists
+from index.search.query import Passage, Query
+from index.search.shard import LocalShard
 from index.searcher import Searcher, prefetched_passages
-from index.shard import LocalShard
-from index.store import read_head, read_manifest, read_shard
+from index.storage.manifest import check_compatible
+from index.storage.store import read_head, read_manifest, read_shard
+from index.text.corpus import Document
 from service.backend import Answer, LocalBackend, answer, document
 from service.state import ServiceState
 
@@ -98,9 +98,9 @@ class RemoteShard:
             except Exception as exc:  # a replica that died, or was being replaced
                 failure = exc
             if attempt == 1 and time.monotonic() < deadline:
-                log.warning("shard %d call %s failed (%s): retrying", self.number, method, _one_line(failure))
+                log.warning("shard %d call %s failed (%s): retrying", self.number, method, one_line(failure))
                 response = self.submit(method, *args)
-        raise self._down(_one_line(failure)) from failure
+        raise self._down(one_line(failure)) from failure
 
     def call(self, method: str, *args):
         return self.wait(self.submit(method, *args), method, args, time.monotonic() + self.timeout)
@@ -193,13 +193,13 @@ class ClusterState(ServiceState):
         for name in ("ray", "ray.serve"):
             logging.getLogger(name).setLevel(logging.WARNING)
         if self.address != LOCAL:  # LOCAL: a new instance, as for builds, even when one runs here already
-            _check_reachable(self.address)
+            check_reachable(self.address)
         options = {**ray_init_options(self.address, self.settings.cluster), "namespace": "qa"}
         try:
             ray.init(**options)
             serve.start(proxy_location=ProxyLocation.Disabled, http_options={"host": LOOPBACK})
         except Exception as exc:
-            raise ClusterError(f"cannot start serving on the Ray cluster at {self.address}: {_one_line(exc)}") from exc
+            raise ClusterError(f"cannot start serving on the Ray cluster at {self.address}: {one_line(exc)}") from exc
         self._connected = True
 
     def _load_searcher(self, folder: Path) -> Searcher:
@@ -208,11 +208,11 @@ class ClusterState(ServiceState):
             if self._latest() == folder.name:
                 return self._deployed  # a rebuild and the reload that noticed its new build ask for the same one
             try:
-                searcher = self._deploy(folder)
+                searcher = self.deploy(folder)
             except QAError:
                 raise
             except Exception as exc:  # Ray's many failure types, as one line
-                raise ClusterError(f"cannot deploy the build {folder.name} on the cluster: {_one_line(exc)}") from exc
+                raise ClusterError(f"cannot deploy the build {folder.name} on the cluster: {one_line(exc)}") from exc
             self._deployed = searcher
         # Requests that took the old searcher just before the swap may still call its shards: its
         # applications go once no such call can be running (each ends within the shard timeout).
@@ -223,7 +223,7 @@ class ClusterState(ServiceState):
         """The build folder name of the applications deployed last ("" before any)."""
         return self._deployed.folder.name if self._deployed is not None and self._deployed.folder else ""
 
-    def _deploy(self, folder: Path) -> ClusterSearcher:
+    def deploy(self, folder: Path) -> ClusterSearcher:
         """Deploy every shard of the build at ``folder``, wait until each answers, then delete older builds.
 
         A build made with other settings (model, chunking, question reference) is refused before anything is
@@ -286,3 +286,35 @@ class ClusterBackend(LocalBackend):
 
     async def document(self, doc_id: str) -> dict:
         return await run_in_threadpool(document, self.state, doc_id)
+
+
+def serve_installed() -> bool:
+    """Whether Ray Serve can be imported here (the ``cluster`` extra)."""
+    try:
+        import ray.serve  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class Echo:
+    """A Serve deployment that returns what it gets: the bare handle round trip under every shard call."""
+
+    def echo(self, value):
+        return value
+
+
+def handle_round_trips(payload, count: int, warmup: int = 20) -> list[float]:
+    """Milliseconds of ``count`` calls with ``payload`` to an echo deployment on the connected cluster, after
+    ``warmup`` calls (``qa bench``: the floor under the fan-out to shards)."""
+    from ray import serve
+
+    handle = serve.run(serve.deployment(Echo).options(name="echo").bind(), name="bench-echo", route_prefix=None)
+    for _ in range(warmup):
+        handle.echo.remote(payload).result()
+    trips = []
+    for _ in range(count):
+        began = time.perf_counter()
+        handle.echo.remote(payload).result()
+        trips.append((time.perf_counter() - began) * 1000)
+    return trips

@@ -14,14 +14,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import index.vectorstore as vectorstore
-from index.builder import build_from_documents
+import index.storage.vectorstore as vectorstore
+from index.build.builder import build_from_documents
 from index.errors import InvalidFilterError
 from index.evaluation.datasets import squad_documents
-from index.filters import DocumentColumns, parse_filters
-from index.hits import discounts, oversample
+from index.search.filters import DocumentColumns, parse_filters
+from index.search.hits import discounts, oversample
 from index.searcher import Searcher
-from index.store import read_index, resolve_live
+from index.storage.store import read_index, resolve_live
 from service.bench.scale import scaled_index
 from tests.conftest import SHARED_EVAL, make_settings
 
@@ -62,7 +62,7 @@ def searcher(request, tmp_path_factory, encoder) -> Searcher:
     assert data.chunk_vectors.kind == ("ivf-sq8" if request.param == "ivf" else "flat")
     if request.param == "ivf":
         for store in (data.chunk_vectors, data.sentence_vectors):
-            store._index.nprobe = store._index.nlist  # every list probed: the reference below is then exact
+            store.faiss_index.nprobe = store.faiss_index.nlist  # every list probed: the reference below is then exact
     return Searcher(data, encoder, settings.search)
 
 
@@ -216,7 +216,7 @@ def test_an_ivf_search_of_a_skewed_subset_probes_until_it_has_k_rows(monkeypatch
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     store = vectorstore.FaissVectorStore.approximate(vectors, nprobe=8)  # few probes of 126 lists, as at scale
     store.add(np.arange(4000), vectors)
-    index, query = store._index, vectors[0]
+    index, query = store.faiss_index, vectors[0]
     _, lists = index.quantizer.search(vectors, 1)
     _, by_distance = index.quantizer.search(query[None, :], index.nlist)
     far = by_distance[0][index.nlist // 2 :]

@@ -7,7 +7,7 @@ import pytest
 
 from index.config import E5_MODEL, MODEL_SEARCH_DEFAULTS, SearchParams, Settings
 from index.evaluation.metrics import contains_answer, contains_span, first_hit, hit_at, hit_curve, mrr_at
-from index.fusion import (
+from index.search.fusion import (
     ScoredRows,
     best,
     fill_missing,
@@ -18,7 +18,7 @@ from index.fusion import (
     top_k,
     weighted_fusion,
 )
-from index.hits import best_lexical_share, both_languages_matched, fusion_weights
+from index.search.hits import best_lexical_share, both_languages_matched, fusion_weights
 
 
 def test_top_k_orders_best_first_with_stable_ties():

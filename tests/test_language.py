@@ -6,13 +6,13 @@ import shutil
 
 import pytest
 
-from index.builder import build_index
+from index.build.builder import build_index
 from index.config import SearchParams
-from index.language import UNKNOWN, detect_language, detect_question_language
-from index.lexical import LexicalIndex, tokenize, tokenize_query
 from index.searcher import Searcher
-from index.store import read_index, resolve_live
-from index.vocabulary import content_words
+from index.storage.lexical import LexicalIndex, tokenize, tokenize_query
+from index.storage.store import read_index, resolve_live
+from index.storage.vocabulary import content_words
+from index.text.language import UNKNOWN, detect_language, detect_question_language
 from tests.conftest import SEED, make_settings
 
 MEDIATION = "Who mediated the talks between Iran and the United States?"

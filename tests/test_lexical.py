@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from index.errors import IndexCorruptError
-from index.lexical import LexicalIndex, prefixes, tokenize
 from index.searcher import Searcher
-from index.store import read_index, resolve_live
+from index.storage.lexical import LexicalIndex, prefixes, tokenize
+from index.storage.store import read_index, resolve_live
 
 TEXTS = [
     "Les délégations se sont réunies à Mascate.",

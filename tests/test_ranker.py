@@ -10,11 +10,7 @@ import pytest
 
 from index.config import DEFAULT_MODEL, Settings
 from index.errors import IndexMismatchError, ModelUnavailableError
-from index.fusion import ScoredRows, best
-from index.highlight import pick_sentence
-from index.lexical import LexicalIndex
-from index.ranker import Ranker, RankerInfo, load_ranker, shipped_ranker, train
-from index.ranking_features import (
+from index.rerank.features import (
     FEATURES,
     MISSING_RANK,
     best_per_group,
@@ -24,9 +20,13 @@ from index.ranking_features import (
     raw_scores,
     weighted_coverage,
 )
+from index.rerank.ranker import Ranker, RankerInfo, load_ranker, shipped_ranker, train
+from index.search.fusion import ScoredRows, best
+from index.search.highlight import pick_sentence
 from index.searcher import Searcher
-from index.store import read_index, resolve_live
-from tests.test_cli import qa
+from index.storage.lexical import LexicalIndex
+from index.storage.store import read_index, resolve_live
+from tests.helpers import run_qa
 
 
 def test_normalised_and_ranks_follow_the_list_and_mark_missing_rows():
@@ -156,15 +156,15 @@ def test_train_ranker_end_to_end_writes_a_loadable_ranker(tmp_path):
     squad = _write_squad(tmp_path / "tiny.json")
     out = tmp_path / "rankers" / "default.txt"
     env = {"QA_INDEX_DIR": str(tmp_path / "var" / "index")}
-    result = qa("train-ranker", str(squad), "--out", str(out), "--rounds", "3", env=env)
+    result = run_qa("train-ranker", str(squad), "--out", str(out), "--rounds", "3", **env)
     assert result.returncode == 0, result.stderr
     ranker = Ranker.load(out)
     assert ranker.info.model == DEFAULT_MODEL and ranker.info.rounds == 3
     assert list((tmp_path / "var" / "ranker").glob("features-*.npz"))  # cached for the next run
-    again = qa("train-ranker", str(squad), "--out", str(tmp_path / "again.txt"), "--rounds", "3", env=env)
+    again = run_qa("train-ranker", str(squad), "--out", str(tmp_path / "again.txt"), "--rounds", "3", **env)
     assert again.returncode == 0, again.stderr
     assert (tmp_path / "again.txt").read_text(encoding="utf-8") == out.read_text(encoding="utf-8")
-    assert qa("train-ranker", env=env).stderr.startswith("error:")
+    assert run_qa("train-ranker", **env).stderr.startswith("error:")
 
 
 def test_shipped_ranker_path_is_per_model_and_loads():

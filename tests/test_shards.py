@@ -11,14 +11,14 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from index.builder import build_from_documents, build_index
+from index.build.builder import build_from_documents, build_index
 from index.evaluation.datasets import squad_documents
-from index.fusion import top_k
-from index.hits import VectorHits, top_k_with_zero
-from index.merging import best_sentence_of, merge_hits, merge_top
+from index.search.fusion import top_k
+from index.search.hits import VectorHits, top_k_with_zero
+from index.search.merging import best_sentence_of, merge_hits, merge_top
 from index.searcher import Searcher
-from index.shards import join_shards, shard_of, split_index
-from index.store import new_build_folder, read_index, read_shards, resolve_live, write_index
+from index.storage.sharding import join_shards, shard_of, split_index
+from index.storage.store import new_build_folder, read_index, read_shards, resolve_live, write_index
 from tests.conftest import ROOT, SHARED_EVAL, make_corpus, make_settings
 from tests.helpers import run_qa
 

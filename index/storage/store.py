@@ -24,13 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
-from index.corpus import Document
 from index.errors import BuildInProgressError, IndexCorruptError, IndexMismatchError, IndexMissingError
-from index.lexical import LexicalIndex
-from index.manifest import MANIFEST_FILE, REBUILD_HINT, Manifest, checksum_folder, verify_files
-from index.tables import SpanTable
-from index.vectorstore import VectorStore, load_vector_store
-from index.vocabulary import Vocabulary
+from index.storage.lexical import LexicalIndex
+from index.storage.manifest import MANIFEST_FILE, REBUILD_HINT, Manifest, checksum_folder, verify_files
+from index.storage.vectorstore import VectorStore, load_vector_store
+from index.storage.vocabulary import Vocabulary
+from index.text.corpus import Document
+from index.text.tables import SpanTable
 
 TMP_PREFIX = ".tmp-"
 
@@ -50,10 +50,10 @@ class IndexData:
     cognates: LexicalIndex  # passages, word prefixes: questions in another language
     sentence_lexical: LexicalIndex  # sentences, stems
     vocabulary: Vocabulary  # corpus words and their vectors, per language: translated query terms
-    chunk_hubness: np.ndarray  # per passage row, its question hubness (index.hubness; zeros without a reference)
+    chunk_hubness: np.ndarray  # per passage row, its question hubness (storage.hubness; zeros without a reference)
     sentence_hubness: np.ndarray  # per sentence row
     folder: Path | None = None
-    # A shard's rows in the whole index (index.shards): documents, passages, sentences; None when unsharded
+    # A shard's rows in the whole index (index.storage.sharding): documents, passages, sentences; None when unsharded
     global_rows: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def lexical_parts(self) -> dict[str, LexicalIndex]:
@@ -109,7 +109,7 @@ def new_build_folder(index_dir: Path) -> Path:
 def write_index(data: IndexData, folder: Path, shards: list[IndexData] | None = None) -> None:
     """Write every part of ``data`` into ``folder``; the manifest goes last, with checksums.
 
-    With ``shards`` (index.shards.split_index), each shard's parts go to ``shards/NNN`` instead, and
+    With ``shards`` (index.storage.sharding.split_index), each shard's parts go to ``shards/NNN`` instead, and
     the vocabulary and the one manifest stay at the top.
     """
     if shards is None:
@@ -180,7 +180,7 @@ def read_manifest(folder: Path) -> Manifest:
 def read_index(folder: Path, verify: bool = True) -> IndexData:
     """Load an unsharded build folder; with ``verify``, every file must match its manifest checksum.
 
-    A sharded build is loaded by ``read_shards`` (or joined into one by ``index.shards.join_shards``).
+    A sharded build is loaded by ``read_shards`` (or joined into one by ``index.storage.sharding.join_shards``).
     """
     manifest = read_manifest(folder)
     if manifest.shards != 1:

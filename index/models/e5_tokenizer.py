@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from tokenizers import Tokenizer, models, pre_tokenizers
 
-from index.e5_file import E5Tokenizer
+from index.models.e5_file import E5Tokenizer
 
 SPACES = re.compile(" {2,}")
 

@@ -1,6 +1,6 @@
 """Pure functions that merge one ranked list's parts from several shards into the list of the whole index.
 
-Each shard returns its raw top-k′ (index.shard); merging takes the best k′ of their union, with the
+Each shard returns its raw top-k′ (index.search.shard); merging takes the best k′ of their union, with the
 same order and ties (lower row first) as the unsharded index. Only then does the searcher apply the
 hubness penalty, min-max normalise and fuse: normalising per shard would not give the same scores.
 """
@@ -11,8 +11,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from index.fusion import ScoredRows
-from index.hits import VectorHits, best_per_passage
+from index.search.fusion import ScoredRows
+from index.search.hits import VectorHits, best_per_passage
 
 
 def merge_hits(parts: Sequence[VectorHits], k: int) -> VectorHits:

@@ -22,11 +22,11 @@ from typing import Any
 
 import numpy as np
 
-from index.corpus import Document
 from index.errors import InvalidFilterError
-from index.metadata import parse_instant
-from index.tables import SpanTable
-from index.vectorstore import IdSubset
+from index.storage.vectorstore import IdSubset
+from index.text.corpus import Document
+from index.text.metadata import parse_instant
+from index.text.tables import SpanTable
 
 BUILT_IN = ("doc_id", "lang", "published")
 DATE_HINT = "use an ISO date (2026-02-06) or datetime (2026-02-06T10:00:00+01:00)"

@@ -28,7 +28,7 @@ import numpy as np
 import Stemmer
 
 from index.errors import IndexCorruptError
-from index.language import UNKNOWN, question_stopwords, stopwords
+from index.text.language import UNKNOWN, question_stopwords, stopwords
 
 logging.getLogger("bm25s").setLevel(logging.WARNING)
 
@@ -121,6 +121,11 @@ class LexicalIndex:
         model = bm25s.BM25(k1=k1)
         model.index(corpus, show_progress=False)
         return cls(model, sorted(set(langs)), analyzer)
+
+    @property
+    def bm25(self) -> bm25s.BM25:
+        """The bm25s model: its sparse score matrix and vocabulary (``qa bench`` tiles them)."""
+        return self._model
 
     def __len__(self) -> int:
         return int(self._model.scores["num_docs"])

@@ -7,9 +7,9 @@ from functools import lru_cache
 
 import numpy as np
 
-from index.lexical import tokenize
+from index.storage.lexical import tokenize
 
-HUB_WEIGHT = 1.0  # times the sentence's question hubness taken off its similarity (see index.hubness)
+HUB_WEIGHT = 1.0  # times the sentence's question hubness taken off its similarity (see index.storage.hubness)
 
 
 @lru_cache(maxsize=16384)

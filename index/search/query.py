@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from index.filters import AllowedRows, Filters
+from index.search.filters import AllowedRows, Filters
 
 
 @dataclass(frozen=True)

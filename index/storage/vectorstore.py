@@ -139,6 +139,11 @@ class FaissVectorStore:
         index.set_direct_map_type(faiss.DirectMap.Hashtable)
         return cls(index, "ivf-sq8")
 
+    @property
+    def faiss_index(self) -> faiss.Index:
+        """The FAISS index itself, for measurements that read or tune its probes (eval/ivf_probes.py)."""
+        return self._index
+
     def __len__(self) -> int:
         return int(self._index.ntotal)
 

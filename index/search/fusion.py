@@ -72,13 +72,13 @@ def top_k(scores: np.ndarray, k: int, allowed: np.ndarray | None = None) -> Scor
 
 def minmax(ranked: Ranked) -> dict[int, float]:
     """Scale a list's scores into [0, 1]; a list of equal scores becomes all ones."""
-    rows, scores = _arrays(ranked)
-    return dict(zip(rows.tolist(), _scaled(scores).tolist(), strict=True))
+    rows, scores = arrays(ranked)
+    return dict(zip(rows.tolist(), scaled(scores).tolist(), strict=True))
 
 
 def fill_missing(ranked: Ranked, rows: Sequence[int] | np.ndarray, fill: float | None = None) -> np.ndarray:
     """Scores of ``rows`` in ``ranked``, with ``fill`` (default: the list's minimum) for rows it lacks."""
-    return _spread(*_arrays(ranked), np.asarray(rows, dtype=np.int64), fill)
+    return _spread(*arrays(ranked), np.asarray(rows, dtype=np.int64), fill)
 
 
 def weighted_fusion(
@@ -93,17 +93,17 @@ def weighted_fusion(
     rows = candidate_rows(lists) if rows is None else np.asarray(rows, dtype=np.int64)
     total = np.zeros(len(rows), dtype=np.float64)
     for ranked, weight in zip(lists, weights, strict=True):
-        keys, scores = _arrays(ranked)
+        keys, scores = arrays(ranked)
         # Rows a list lacks get 0, its scaled floor; also when the list holds a single row (or equal scores),
         # which scales to ones: a same-language BM25 list with the corpus's one English passage would
         # otherwise give every passage of the other languages the full weight too.
-        total += np.asarray(weight, dtype=np.float64) * _spread(keys, _scaled(scores), rows, fill=0.0)
+        total += np.asarray(weight, dtype=np.float64) * _spread(keys, scaled(scores), rows, fill=0.0)
     return ScoredRows(rows, total)
 
 
 def candidate_rows(lists: Sequence[Ranked]) -> np.ndarray:
     """Sorted union of the rows of every list."""
-    keys = [_arrays(ranked)[0] for ranked in lists]
+    keys = [arrays(ranked)[0] for ranked in lists]
     return sorted_unique(np.concatenate(keys)) if keys else np.zeros(0, dtype=np.int64)
 
 
@@ -130,7 +130,7 @@ def reciprocal_rank_fusion(lists: Sequence[Ranked], k: int = 60) -> dict[int, fl
 
 def best(fused: Mapping[int, float], k: int) -> list[tuple[int, float]]:
     """The ``k`` highest-scoring rows, best first, ties broken by row."""
-    rows, scores = _arrays(fused)
+    rows, scores = arrays(fused)
     order = np.lexsort((rows, -scores))[:k]
     return list(zip(rows[order].tolist(), scores[order].tolist(), strict=True))
 
@@ -146,7 +146,7 @@ def max_by_group(groups: np.ndarray, scores: np.ndarray) -> ScoredRows:
     return ScoredRows(groups[starts], np.maximum.reduceat(scores, starts))
 
 
-def _scaled(scores: np.ndarray) -> np.ndarray:
+def scaled(scores: np.ndarray) -> np.ndarray:
     """Min-max scaling of one list's scores; equal scores become ones."""
     if not len(scores):
         return scores
@@ -169,7 +169,7 @@ def _spread(keys: np.ndarray, scores: np.ndarray, rows: np.ndarray, fill: float 
     return out
 
 
-def _arrays(ranked: Mapping[int, float]) -> tuple[np.ndarray, np.ndarray]:
+def arrays(ranked: Mapping[int, float]) -> tuple[np.ndarray, np.ndarray]:
     """The rows and scores of a ranked list as two arrays."""
     if isinstance(ranked, ScoredRows):
         return ranked.rows, ranked.scores

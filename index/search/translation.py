@@ -3,7 +3,7 @@
 Each content word of the question needs a vector: a word the corpus already
 has reuses the vocabulary's, a word seen in a recent question reuses that one,
 and only the rest go to the encoder. Its nearest vocabulary words in each other
-language are then stemmed as that language (see ``index.vocabulary``).
+language are then stemmed as that language (see ``index.storage.vocabulary``).
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from index.config import SearchParams
-from index.lexical import tokenize
-from index.vocabulary import MAX_QUESTION_WORDS, Vocabulary, content_words
+from index.storage.lexical import tokenize
+from index.storage.vocabulary import MAX_QUESTION_WORDS, Vocabulary, content_words
 
 CACHED_WORDS = 10_000  # per searcher and cache: 20 MB of 512-dimension vectors
 

@@ -1,4 +1,4 @@
-"""Where a build embeds its texts: in this process, or spread over a Ray cluster (``index.cluster``).
+"""Where a build embeds its texts: in this process, or spread over a Ray cluster (``index.build.cluster``).
 
 The builder only needs ``embed``: every text's vector, in input order. Everything
 else of a build (spans, BM25, vocabulary, hubness, manifest, the atomic swap) is
@@ -12,7 +12,7 @@ from typing import Protocol
 
 import numpy as np
 
-from index.encoders import Encoder, Progress
+from index.models.encoders import Encoder, Progress
 
 
 class Embedder(Protocol):

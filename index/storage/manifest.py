@@ -38,7 +38,7 @@ class Manifest:
     created_at: str
     files: dict[str, str] = field(default_factory=dict)  # relative path -> sha256
     format: int = FORMAT_VERSION
-    shards: int = 1  # documents split by index.shards.shard_of into this many shard folders
+    shards: int = 1  # documents split by index.storage.sharding.shard_of into this many shard folders
 
     def to_json(self) -> str:
         fields = asdict(self)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from index.errors import CorpusNotFoundError, EmptyCorpusError
-from index.metadata import MetadataError, clean_fields, headline, read_html, split_front_matter
+from index.text.metadata import MetadataError, clean_fields, headline, read_html, split_front_matter
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ class Document:
 
         Metadata is left out: a build always stores the documents' current
         metadata and rebuilds BM25 whole, so a metadata change needs no new
-        vectors (see ``index.builder._reusable_spans`` for the language).
+        vectors (see ``index.build.builder._reusable_spans`` for the language).
         """
         digest = hashlib.sha256()
         digest.update(self.title.encode("utf-8"))

@@ -14,21 +14,21 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from index.build.embedding import Embedder, LocalEmbedder
 from index.config import Settings
-from index.corpus import Document, load_corpus
-from index.embedding import Embedder, LocalEmbedder
-from index.encoders import Encoder, canonical_model_name
 from index.errors import IndexMismatchError, QAError
-from index.hubness import QuestionReference, carried_hubness, load_reference
-from index.language import detect_language
-from index.lexical import LexicalIndex
-from index.manifest import BuildSettings, Manifest, check_compatible
-from index.shards import join_shards, split_index
-from index.spans import SPLITTER, Span, chunk_spans, split_sentences
-from index.store import IndexData, build_lock, new_build_folder, publish, read_shards, resolve_live, write_index
-from index.tables import SpanTable
-from index.vectorstore import FaissVectorStore, VectorStore
-from index.vocabulary import assemble_vocabulary, corpus_words
+from index.models.encoders import Encoder, canonical_model_name
+from index.storage.hubness import QuestionReference, carried_hubness, load_reference
+from index.storage.lexical import LexicalIndex
+from index.storage.manifest import BuildSettings, Manifest, check_compatible
+from index.storage.sharding import join_shards, split_index
+from index.storage.store import IndexData, build_lock, new_build_folder, publish, read_shards, resolve_live, write_index
+from index.storage.vectorstore import FaissVectorStore, VectorStore
+from index.storage.vocabulary import assemble_vocabulary, corpus_words
+from index.text.corpus import Document, load_corpus
+from index.text.language import detect_language
+from index.text.spans import SPLITTER, Span, chunk_spans, split_sentences
+from index.text.tables import SpanTable
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ class _DocSpans:
 
 
 def question_reference(settings: Settings, encoder: Encoder) -> QuestionReference | None:
-    """The question reference a build computes hubness with, if the model has one (see index.hubness)."""
+    """The question reference a build computes hubness with, if the model has one (see index.storage.hubness)."""
     return load_reference(settings.question_reference, canonical_model_name(settings.model), encoder.dim)
 
 

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from index.e5_file import BLOCK, E5File
+from index.models.e5_file import BLOCK, E5File
 
 # oneDNN sums a row's terms in an order that depends on how many rows (tokens) a product has: the same for any
 # count up to 32, then varying with the count. So that a text's vector does not depend on what else is in its

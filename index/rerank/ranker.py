@@ -3,8 +3,8 @@
 ``qa train-ranker`` trains it on dev questions (the candidates of each
 question, relevance = the passage holds the gold span) and writes LightGBM's
 model text format plus a .json saying what it was trained from, per encoder,
-in ``index/rankers/``. A search scores only the fused top ``RERANK_DEPTH``
-rows with it (``index.candidates``), so its cost does not grow with the index.
+in ``index/rerank/rankers/``. A search scores only the fused top ``RERANK_DEPTH``
+rows with it (``index.rerank.candidates``), so its cost does not grow with the index.
 
 Why a query-time setting (``QA_RANKER``) and not a build setting: every
 feature is computed at query time from what any index of this format stores
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -29,7 +28,8 @@ import lightgbm as lgb
 import numpy as np
 
 from index.errors import IndexMismatchError, ModelUnavailableError
-from index.ranking_features import FEATURES
+from index.rerank.features import FEATURES
+from index.storage.files import replace_text
 
 RANKERS_DIR = Path(__file__).parent / "rankers"  # the rankers shipped with the package, per model
 RERANK_DEPTH = 50  # fused top rows the ranker re-orders
@@ -85,8 +85,8 @@ class Ranker:
     def save(self, path: Path) -> None:
         """Write ``path`` (.txt) and its .json beside it, each replaced atomically."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        _replace(path, self.text)
-        _replace(path.with_suffix(".json"), json.dumps(asdict(self.info), ensure_ascii=False, indent=1) + "\n")
+        replace_text(path, self.text)
+        replace_text(path.with_suffix(".json"), json.dumps(asdict(self.info), ensure_ascii=False, indent=1) + "\n")
 
     @classmethod
     def load(cls, path: Path) -> Ranker:
@@ -144,9 +144,3 @@ def _load_cached(path: str, mtime: int) -> Ranker:
 @lru_cache(maxsize=8)
 def _booster(text: str) -> lgb.Booster:
     return lgb.Booster(model_str=text)
-
-
-def _replace(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)

@@ -1,4 +1,4 @@
-"""Pure functions that describe each candidate passage to the learned ranker (see ``index.ranker``).
+"""Pure functions that describe each candidate passage to the learned ranker (see ``index.rerank.ranker``).
 
 The hand-set fusion sees each list only through min-max normalised scores, so
 the top of every list gets 1.0 even when it matched one common word. These
@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from index.fusion import Ranked, ScoredRows, _arrays, _scaled, fill_missing
+from index.search.fusion import Ranked, ScoredRows, arrays, fill_missing, scaled
 
 LISTS = ("dense", "sentence_dense", "bm25", "cognates", "sentence_bm25", "translated")  # Searcher.retrieve's order
 LEXICAL = ("bm25", "cognates", "sentence_bm25", "translated")
@@ -44,12 +44,12 @@ FEATURES = (
 
 def normalised_and_ranks(ranked: Ranked, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Min-max normalised score (0 when absent, as in the fusion) and 1-based rank of each row in one list."""
-    keys, scores = _arrays(ranked)
+    keys, scores = arrays(ranked)
     if not len(keys):
         return np.zeros(len(rows)), np.full(len(rows), float(MISSING_RANK))
     rank_of = np.empty(len(keys))
     rank_of[np.lexsort((keys, -scores))] = np.arange(1, len(keys) + 1)
-    normalised = fill_missing(ScoredRows(keys, _scaled(scores)), rows, 0.0)
+    normalised = fill_missing(ScoredRows(keys, scaled(scores)), rows, 0.0)
     return normalised, fill_missing(ScoredRows(keys, rank_of), rows, float(MISSING_RANK))
 
 

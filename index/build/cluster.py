@@ -17,14 +17,15 @@ import resource
 import socket
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from types import TracebackType
 
 import numpy as np
 
 from index.config import ClusterParams
-from index.encoders import Progress, load_encoder, one_blas_thread
 from index.errors import ClusterError
+from index.models.encoders import Progress, load_encoder, one_blas_thread
 
 LOCAL = "local"  # `--cluster local`: a Ray instance on this machine, on 127.0.0.1, for one build
 LOOPBACK = "127.0.0.1"
@@ -78,7 +79,7 @@ class ClusterEmbedder:
         # Connecting waits for the first texts (an unchanged corpus needs no cluster); an unreachable
         # address is worth knowing before the corpus is read.
         if self.address != LOCAL:
-            _check_reachable(self.address)
+            check_reachable(self.address)
         return self
 
     def __exit__(self, kind: type | None, exc: BaseException | None, tb: TracebackType | None) -> None:
@@ -110,7 +111,7 @@ class ClusterEmbedder:
                 if progress:
                     progress(len(rows))
         except Exception as exc:  # Ray raises many types: a dead actor, a lost node, a failed task
-            raise ClusterError(f"the cluster build failed, the live index is unchanged: {_one_line(exc)}") from exc
+            raise ClusterError(f"the cluster build failed, the live index is unchanged: {one_line(exc)}") from exc
         if not done.all():
             raise ClusterError(f"the cluster returned {int(done.sum())} of {len(texts)} vectors; build again")
         self.workers, self.embedded, self.encoding_s = len(actors), self.embedded + len(texts), float(last - first)
@@ -159,7 +160,7 @@ class ClusterEmbedder:
             ray.init(**ray_init_options(self.address, self.params))
         except Exception as exc:
             where = "start Ray on this machine" if self.address == LOCAL else f"reach the Ray cluster at {self.address}"
-            raise ClusterError(f"cannot {where}: {_one_line(exc)}") from exc
+            raise ClusterError(f"cannot {where}: {one_line(exc)}") from exc
         self._connected = True
 
 
@@ -174,6 +175,21 @@ def ray_init_options(address: str, params: ClusterParams) -> dict:
     if _is_loopback(address):
         options["_node_ip_address"] = LOOPBACK  # Ray would otherwise pick the machine's own address
     return options
+
+
+@contextmanager
+def ray_session(address: str, params: ClusterParams) -> Iterator[None]:
+    """This process as a Ray driver for the block (``LOCAL``: a Ray instance of its own), disconnected after it.
+
+    An embedder entered inside keeps to this connection (``qa bench`` times builds without Ray's start).
+    """
+    import ray
+
+    ray.init(**ray_init_options(address, params))
+    try:
+        yield
+    finally:
+        ray.shutdown()
 
 
 def local_ray_options(params: ClusterParams) -> dict:
@@ -197,7 +213,7 @@ def _quiet_ray() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
-def _check_reachable(address: str, timeout: float = 10.0) -> None:
+def check_reachable(address: str, timeout: float = 10.0) -> None:
     """Fail fast on an address nothing listens at: Ray itself would retry the connection for minutes."""
     host, _, port = address.split("://")[-1].rpartition(":")
     if not host or not port.isdigit():
@@ -220,7 +236,7 @@ def _is_loopback(address: str) -> bool:
         return False
 
 
-def _one_line(exc: BaseException) -> str:
+def one_line(exc: BaseException) -> str:
     """The exception's type and first meaningful line: Ray's messages run to whole tracebacks."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     return f"{type(exc).__name__}: {lines[0] if lines else 'no message'}"[:400]

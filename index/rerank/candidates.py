@@ -1,6 +1,6 @@
 """The feature matrix of a question's fused top candidates, read from one loaded index.
 
-The features themselves are the pure functions of ``index.ranking_features``;
+The features themselves are the pure functions of ``index.rerank.features``;
 this module only gathers their inputs: the ranked lists, the question's terms
 in each BM25 index, and the stored vectors of the candidates and their sentences.
 """
@@ -13,10 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from index.config import SearchParams
-from index.fusion import Ranked, _arrays, best
-from index.hits import discounts, spanned_rows
-from index.lexical import LexicalIndex
-from index.ranking_features import (
+from index.rerank.features import (
     LEXICAL,
     LISTS,
     best_per_group,
@@ -26,8 +23,11 @@ from index.ranking_features import (
     raw_scores,
     weighted_coverage,
 )
-from index.store import IndexData
-from index.tables import SpanLinks
+from index.search.fusion import Ranked, arrays, best
+from index.search.hits import discounts, spanned_rows
+from index.storage.lexical import LexicalIndex
+from index.storage.store import IndexData
+from index.text.tables import SpanLinks
 
 
 @dataclass(frozen=True)
@@ -107,7 +107,7 @@ def _best_sentence_cosine(
     vectors are read and compared, which keeps this cheap on a large index.
     """
     out = np.maximum(raw_scores(nearest, rows), 0.0)  # floored at 0, as best_per_group is
-    missing = ~np.isin(rows, _arrays(nearest)[0])
+    missing = ~np.isin(rows, arrays(nearest)[0])
     wanted = missing[owner]
     if wanted.any():
         sentences = sentence_rows[wanted]

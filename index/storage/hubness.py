@@ -17,16 +17,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 import faiss
 import numpy as np
 
 from index.errors import IndexMismatchError, ModelUnavailableError
+from index.storage.files import replace_atomically, replace_text
 
 REFERENCES_DIR = Path(__file__).parent / "references"  # the references shipped with the package, per model
 NEIGHBOURS = 5  # nearest centroids averaged into a vector's hubness
@@ -64,9 +62,9 @@ class QuestionReference:
     def save(self, path: Path) -> None:
         """Write ``path`` (.npy) and its .json beside it, each replaced atomically."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        _replace(path, lambda handle: np.save(handle, self.centroids.astype(np.float32), allow_pickle=False))
+        replace_atomically(path, lambda handle: np.save(handle, self.centroids.astype(np.float32), allow_pickle=False))
         text = json.dumps(asdict(self.info), ensure_ascii=False, indent=1) + "\n"
-        _replace(path.with_suffix(".json"), lambda handle: handle.write(text.encode("utf-8")))
+        replace_text(path.with_suffix(".json"), text)
 
     @classmethod
     def load(cls, path: Path) -> QuestionReference:
@@ -137,10 +135,3 @@ def carried_hubness(
         order = np.argsort(previous_ids)
         out[kept] = previous[order[np.searchsorted(previous_ids, ids[kept], sorter=order)]]
     return out
-
-
-def _replace(path: Path, write: Callable[[BinaryIO], object]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("wb") as handle:
-        write(handle)
-    os.replace(tmp, path)

@@ -4,7 +4,7 @@ A multilingual encoder puts a word near its translations (``meet`` beside
 ``rencontrent`` and ``réunies``, ``strike`` beside ``frappe``, ``city`` beside
 ``ville``). A build embeds every distinct content word of the corpus, one
 vocabulary per document language; at query time the question's content words
-get vectors too (see ``index.translation``), and their nearest words in another
+get vectors too (see ``index.search.translation``), and their nearest words in another
 language become stemmed BM25 terms for the documents in that language. Word
 prefixes match cognates (``delegations``/``délégations``); this matches
 translations too.
@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from index.corpus import Document
 from index.errors import IndexCorruptError
-from index.language import question_stopwords, stopwords
-from index.vectorstore import FaissVectorStore, VectorStore, load_vector_store
+from index.storage.vectorstore import FaissVectorStore, VectorStore, load_vector_store
+from index.text.corpus import Document
+from index.text.language import question_stopwords, stopwords
 
 _LETTERS = re.compile(r"[^\W\d_]{3,}")  # words of three letters or more: digits and names-with-digits match as they are
 MAX_QUESTION_WORDS = 24  # bounds the encoder's extra work for a long question
@@ -71,6 +71,11 @@ class Vocabulary:
     @property
     def langs(self) -> list[str]:
         return list(self.words)
+
+    @property
+    def stores(self) -> dict[str, VectorStore]:
+        """The vector store of each language's words."""
+        return self._stores
 
     def __len__(self) -> int:
         return sum(len(self._positions(lang)) for lang in self.words)
