@@ -23,7 +23,7 @@ from index.evaluation.metrics import contains_span
 from index.evaluation.runner import searcher_for
 from index.models.encoders import Encoder, canonical_model_name, load_encoder
 from index.rerank.features import FEATURES
-from index.rerank.ranker import RERANK_DEPTH, ROUNDS, Ranker, RankerInfo, shipped_ranker, train
+from index.rerank.ranker import ROUNDS, Ranker, RankerInfo, shipped_ranker, train
 from index.searcher import Searcher
 from index.storage.files import replace_atomically
 
@@ -50,14 +50,15 @@ def run_train_ranker(args: argparse.Namespace, settings: Settings) -> int:
     relevance = np.concatenate([p["relevance"] for p in parts])
     groups = np.concatenate([p["groups"] for p in parts])
     kept = _groups_with_answers(relevance, groups)
-    print(f"training on {len(kept)} questions with an answer among their {RERANK_DEPTH} candidates "
+    depth = settings.search.rerank_depth
+    print(f"training on {len(kept)} questions with an answer among their {depth} candidates "
           f"(of {len(groups)})")  # fmt: skip
     rows = np.repeat(np.isin(np.arange(len(groups)), kept), groups)
     rounds = args.rounds or ROUNDS
     text = train(features[rows], relevance[rows], groups[kept].tolist(), rounds)
     model = canonical_model_name(settings.model)
     trained_with = {"build": asdict(build_settings(settings, encoder)), "search": settings.search.model_dump()}
-    info = RankerInfo(model, list(FEATURES), RERANK_DEPTH, rounds, len(kept), sources, trained_with)
+    info = RankerInfo(model, list(FEATURES), depth, rounds, len(kept), sources, trained_with)
     out = args.out or shipped_ranker(model)
     Ranker(text, info).save(out)
     print(f"wrote {out}; QA_RANKER=on uses the shipped one, QA_RANKER={out} this file")
@@ -91,7 +92,7 @@ def _set_features(eval_set: EvalSet, settings: Settings, encoder: Encoder) -> di
     queries = searcher.encode([q.question for q in eval_set.questions])
     for question, query in zip(eval_set.questions, queries, strict=True):
         lists = searcher.retrieve(query)
-        found = searcher.candidates(query, lists, searcher.fuse(lists), RERANK_DEPTH)
+        found = searcher.candidates(query, lists, searcher.fuse(lists), searcher.params.rerank_depth)
         features.append(found.features)
         relevance.append(_relevance(searcher, question.gold_doc, question.gold_spans, found.rows))
         groups.append(len(found.rows))
@@ -131,7 +132,7 @@ def features_cache_path(eval_set: EvalSet, settings: Settings, searcher: Searche
         "search": settings.search.model_dump(),
         "features": list(FEATURES),
         "version": FEATURE_VERSION,
-        "depth": RERANK_DEPTH,
+        "depth": settings.search.rerank_depth,
     }
     digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
     return Path(settings.index_dir).parent / "ranker" / f"features-{digest}.npz"

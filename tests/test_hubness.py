@@ -141,7 +141,7 @@ def test_the_penalty_takes_hubness_off_the_vector_scores(built, encoder):
     plain = Searcher(data, encoder, built.search.model_copy(update={"hub_penalty": 0.0, "language_gap": 0.0}))
     penalised = Searcher(data, encoder, built.search.model_copy(update={"hub_penalty": 0.5, "language_gap": 0.0}))
     query = plain.encode(["Who mediated the talks?"])[0]
-    before, after = plain.retrieve(query)[0], penalised.retrieve(query)[0]
+    before, after = plain.retrieve(query)["dense"], penalised.retrieve(query)["dense"]
     cosines = data.chunk_vectors.get(data.chunks.ids) @ query.vector
     for row in after:
         assert after[row] == pytest.approx(cosines[row] - 0.5 * data.chunk_hubness[row], abs=1e-5)
@@ -156,7 +156,7 @@ def test_the_language_gap_takes_off_the_vector_scores_in_the_question_language(b
     cosines = data.chunk_vectors.get(data.chunks.ids) @ query.vector
     same = np.array(data.doc_langs)[data.chunks.doc] == query.lang
     assert query.lang == "en" and same.any() and not same.all()  # English weather beside French articles
-    after = gapped.retrieve(query)[0]
+    after = gapped.retrieve(query)["dense"]
     for row in after:
         assert after[row] == pytest.approx(cosines[row] - 0.1 * same[row], abs=1e-5)
 

@@ -84,7 +84,8 @@ def test_an_answer_in_another_language_competes_with_words_in_the_question_s(two
     adds up to 1.3, prefixes and translations 0.5: balanced (the default, 0.75 of the gap closed), the French
     answer comes before the English text that only shares "talks"; unbalanced, it did not."""
     data, _ = two_languages
-    result = Searcher(data, encoder, SearchParams(balance_languages=balance)).search(MEDIATION, k=3)
+    usem3 = SearchParams(**SearchParams(balance_languages=balance).model_dump())  # every field set: not E5's
+    result = Searcher(data, encoder, usem3).search(MEDIATION, k=3)
     assert result.language == "en"
     assert result.passages[0].doc_id == first
 

@@ -1,21 +1,22 @@
-"""The feature matrix of a question's fused top candidates, read from one loaded index.
+"""The rerank stage: the features of a question's fused top candidates, read from one whole index, and the
+learned ranker's order of them.
 
-The features themselves are the pure functions of ``index.rerank.features``;
-this module only gathers their inputs: the ranked lists, the question's terms
-in each BM25 index, and the stored vectors of the candidates and their sentences.
+The features themselves are the pure functions of ``index.rerank.features``; this module only gathers
+their inputs: the ranked lists, the question's terms in each BM25 index, and the stored vectors of the
+candidates and their sentences.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
 from index.config import SearchParams
+from index.errors import IndexMismatchError
 from index.rerank.features import (
     LEXICAL,
-    LISTS,
     best_per_group,
     feature_matrix,
     full_match_ratio,
@@ -23,11 +24,13 @@ from index.rerank.features import (
     raw_scores,
     weighted_coverage,
 )
+from index.rerank.ranker import Ranker
 from index.search.fusion import Ranked, arrays, best
-from index.search.hits import discounts, spanned_rows
+from index.search.query import Query
+from index.search.retrievers.nearest import discounts
 from index.storage.lexical import LexicalIndex
 from index.storage.store import IndexData
-from index.text.tables import SpanLinks
+from index.text.tables import SpanLinks, link_spans, spanned_rows
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,42 @@ class QueryTerms:
     prefixes: list[str]
 
 
+class CandidateFeatures:
+    """The features of fused candidates, read from a whole index loaded in this process."""
+
+    def __init__(self, data: IndexData, params: SearchParams) -> None:
+        if not data.whole:
+            raise IndexMismatchError(
+                "the learned ranker works on an unsharded index only: set QA_RANKER=off, or rebuild with --shards 1"
+            )
+        self.data, self.params = data, params
+        self.links = link_spans(data.chunks, data.sentences)
+
+    def __call__(self, query: Query, lists: Mapping[str, Ranked], fused: Ranked, depth: int) -> Candidates:
+        """Features of the ``depth`` best fused rows, best first."""
+        data = self.data
+        terms = QueryTerms(
+            stems=data.lexical.query_terms(query.text, query.lang),
+            translated=[term for stems in query.translations.values() for term in stems],
+            prefixes=data.cognates.query_terms(query.text, query.lang),
+        )
+        return candidates(data, self.links, self.params, query.vector, query.lang, terms, lists, fused, depth)
+
+
+class Reranker:
+    """The learned ranker's order of a question's fused top ``depth`` rows (``SearchParams.rerank_depth``)."""
+
+    def __init__(self, ranker: Ranker, features: CandidateFeatures, depth: int) -> None:
+        self.ranker, self.features, self.depth = ranker, features, depth
+
+    def rerank(self, query: Query, lists: Mapping[str, Ranked], fused: Ranked, k: int) -> list[tuple[int, float]]:
+        """The ``k`` best (row, ranker score) pairs, best first (ties by row)."""
+        found = self.features(query, lists, fused, max(k, self.depth))
+        scores = self.ranker.score(found.features)
+        order = np.lexsort((found.rows, -scores))[:k]
+        return list(zip(found.rows[order].tolist(), scores[order].tolist(), strict=True))
+
+
 def candidates(
     data: IndexData,
     links: SpanLinks,
@@ -55,7 +94,7 @@ def candidates(
     vector: np.ndarray,
     lang: str,
     terms: QueryTerms,
-    lists: Sequence[Ranked],
+    lists: Mapping[str, Ranked],
     fused: Ranked,
     depth: int,
 ) -> Candidates:
@@ -65,8 +104,8 @@ def candidates(
     scores = np.array([score for _, score in top], dtype=np.float64)
     columns: dict[str, np.ndarray | float] = dict(ranked_lists_columns(lists, rows))
     for name in LEXICAL:
-        # The passage lists already score shares of a full match (LocalShard._lexical_lists), sentences raw BM25.
-        share = raw_scores(lists[LISTS.index(name)], rows)
+        # The passage lists already score shares of a full match (index.search.retrievers.bm25), sentences raw BM25.
+        share = raw_scores(lists[name], rows)
         if name == "sentence_bm25":
             share = full_match_ratio(share, data.sentence_lexical.full_match(terms.stems))
         columns[f"{name}_full"] = share
@@ -82,7 +121,7 @@ def candidates(
     columns["passage_cosine"] = data.chunk_vectors.get(data.chunks.ids[rows]) @ vector
     same_language = doc_langs == lang  # per document
     columns["sentence_cosine"] = _best_sentence_cosine(
-        data, params, vector, same_language, lists[1], rows, sentence_rows, owner
+        data, params, vector, same_language, lists["sentence_dense"], rows, sentence_rows, owner
     )
     columns["same_language"] = same_language[data.chunks.doc[rows]].astype(np.float64)
     columns["question_terms"] = float(len(data.lexical.term_ids(terms.stems)))
@@ -99,8 +138,8 @@ def _best_sentence_cosine(
     sentence_rows: np.ndarray,
     owner: np.ndarray,
 ) -> np.ndarray:
-    """Similarity, less its discount (``hits.discounts``), of each passage's best sentence to the question
-    (``same_language``: per document, whether it is in the question's language).
+    """Similarity, less its discount (``index.search.retrievers.nearest.discounts``), of each passage's best
+    sentence to the question (``same_language``: per document, whether it is in the question's language).
 
     The best-sentence list already holds it for the passages it found (their
     best sentence is among the nearest); only the other passages' sentence

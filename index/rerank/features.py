@@ -16,13 +16,14 @@ held-out halves and the seed sets, see eval/README.md).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping
 
 import numpy as np
 
+from index.config import RETRIEVERS
 from index.search.fusion import Ranked, ScoredRows, arrays, fill_missing, scaled
 
-LISTS = ("dense", "sentence_dense", "bm25", "cognates", "sentence_bm25", "translated")  # Searcher.retrieve's order
+LISTS = tuple(RETRIEVERS)  # the ranked lists of a search, by name, in the config's order
 LEXICAL = ("bm25", "cognates", "sentence_bm25", "translated")
 MISSING_RANK = 1000  # rank given to a candidate that a list did not return
 
@@ -94,9 +95,9 @@ def feature_matrix(columns: dict[str, np.ndarray | float], rows: int) -> np.ndar
     return matrix
 
 
-def ranked_lists_columns(lists: Sequence[Ranked], rows: np.ndarray) -> dict[str, np.ndarray]:
-    """The ``*_norm`` and ``*_rank`` columns of the six lists of ``Searcher.retrieve``."""
+def ranked_lists_columns(lists: Mapping[str, Ranked], rows: np.ndarray) -> dict[str, np.ndarray]:
+    """The ``*_norm`` and ``*_rank`` columns of the lists of ``Searcher.retrieve``, by name."""
     columns: dict[str, np.ndarray] = {}
-    for name, ranked in zip(LISTS, lists, strict=True):
-        columns[f"{name}_norm"], columns[f"{name}_rank"] = normalised_and_ranks(ranked, rows)
+    for name in LISTS:
+        columns[f"{name}_norm"], columns[f"{name}_rank"] = normalised_and_ranks(lists[name], rows)
     return columns

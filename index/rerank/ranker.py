@@ -3,8 +3,8 @@
 ``qa train-ranker`` trains it on dev questions (the candidates of each
 question, relevance = the passage holds the gold span) and writes LightGBM's
 model text format plus a .json saying what it was trained from, per encoder,
-in ``index/rerank/rankers/``. A search scores only the fused top ``RERANK_DEPTH``
-rows with it (``index.rerank.candidates``), so its cost does not grow with the index.
+in ``index/rerank/rankers/``. A search scores only the fused top ``rerank_depth``
+rows with it (``SearchParams``; ``index.rerank.candidates``), so its cost does not grow with the index.
 
 Why a query-time setting (``QA_RANKER``) and not a build setting: every
 feature is computed at query time from what any index of this format stores
@@ -32,7 +32,6 @@ from index.rerank.features import FEATURES
 from index.storage.files import replace_text
 
 RANKERS_DIR = Path(__file__).parent / "rankers"  # the rankers shipped with the package, per model
-RERANK_DEPTH = 50  # fused top rows the ranker re-orders
 TRAINING = {
     "objective": "lambdarank",
     "metric": "ndcg",

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from index.search.filters import AllowedRows, Filters
+from index.search.filters import Filters
 
 
 @dataclass(frozen=True)
@@ -35,8 +35,4 @@ class Query:
     lang: str
     vector: np.ndarray
     translations: dict[str, list[str]]  # other document language -> stems of the question words' translations
-    allowed: AllowedRows | None = None  # the rows a filter keeps, in an unsharded index; None: every row
-    filters: Filters | None = None  # the filter itself, which each shard of a sharded index resolves to its rows
-    prefetch: int = 0  # shards of a sharded index send the passages of this many of their own best candidates
-    # ... which the searcher keeps here (passage row -> passage), so as to ask only for the others
-    prefetched: dict[int, Passage] = field(default_factory=dict, compare=False)
+    filters: Filters | None = None  # the documents it may be answered from, which each shard resolves to its rows

@@ -27,13 +27,13 @@ import bm25s
 import numpy as np
 import Stemmer
 
+from index.config import PREFIX_CHARS
 from index.errors import IndexCorruptError
 from index.text.language import UNKNOWN, question_stopwords, stopwords
 
 logging.getLogger("bm25s").setLevel(logging.WARNING)
 
 _WORD = re.compile(r"\w+", re.UNICODE)
-PREFIX_CHARS = 5
 ANALYZERS = ("stems", "prefixes")
 CEILINGS_FILE = "ceilings.npy"  # a shard's copy of the whole index's term ceilings (see LexicalIndex.subset)
 _STEMMER_NAMES = {

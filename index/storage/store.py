@@ -56,6 +56,11 @@ class IndexData:
     # A shard's rows in the whole index (index.storage.sharding): documents, passages, sentences; None when unsharded
     global_rows: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
+    @property
+    def whole(self) -> bool:
+        """Whether this is a whole index: not a shard of one (``read_shards``), nor a head (``read_head``)."""
+        return self.global_rows is None and self.chunk_vectors is not None
+
     def lexical_parts(self) -> dict[str, LexicalIndex]:
         """The BM25 indexes by the folder name they are stored under."""
         return {"bm25": self.lexical, "bm25-cognates": self.cognates, "bm25-sentences": self.sentence_lexical}

@@ -14,6 +14,7 @@ from typing import Protocol
 import faiss
 import numpy as np
 
+from index.config import IVF_MIN_PROBES, IVF_PROBE_SHARE
 from index.errors import IndexCorruptError
 
 META_FILE = "store.json"
@@ -134,7 +135,7 @@ class FaissVectorStore:
         index.cp.min_points_per_centroid = 32  # what the sample below gives; FAISS warns under its default 39
         sample = training[np.random.default_rng(0).permutation(n)[: nlist * 32]]
         index.train(np.ascontiguousarray(sample, dtype=np.float32))
-        index.nprobe = nprobe or min(nlist, max(48, nlist // 48))
+        index.nprobe = nprobe or min(nlist, max(IVF_MIN_PROBES, nlist // IVF_PROBE_SHARE))
         # A hash table from id to slot lets get() decode single vectors after removals.
         index.set_direct_map_type(faiss.DirectMap.Hashtable)
         return cls(index, "ivf-sq8")

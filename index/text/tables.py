@@ -103,3 +103,17 @@ def link_spans(chunks: SpanTable, sentences: SpanTable) -> SpanLinks:
         chunk_first_sentence=np.searchsorted(sent_end, chunk_start, side="right"),
         chunk_last_sentence=np.searchsorted(sent_start, chunk_end, side="left") - 1,
     )
+
+
+def spanned_rows(first: np.ndarray, last: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every row from ``first[i]`` to ``last[i]`` for each i, concatenated, and how many each i spans."""
+    counts = np.maximum(last - first + 1, 0)
+    return np.repeat(first, counts) + ranges(counts), counts
+
+
+def ranges(counts: np.ndarray) -> np.ndarray:
+    """0..c-1 for each count c, concatenated: [2, 3] -> [0, 1, 0, 1, 2]."""
+    if not len(counts):
+        return np.zeros(0, dtype=np.int64)
+    ends = np.cumsum(counts)
+    return np.arange(ends[-1]) - np.repeat(ends - counts, counts)

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from index.search.filters import parse_filters
 from index.storage.lexical import LexicalIndex
 from index.storage.manifest import Manifest
 from index.storage.store import IndexData, new_build_folder, publish, read_index, resolve_live, write_index
@@ -219,7 +220,7 @@ def filtered_latency(searcher, questions: list[str], warmup: list[str]) -> dict:
             wall[name] += timed_searches(searcher, [question], variants[name])[0]
     out = {"unfiltered": percentiles(wall["none"])}
     for name, filters in FILTERS.items():
-        allowed = searcher.allowed(filters)
+        allowed = searcher.shards[0].allowed(parse_filters(filters))
         out[name] = {
             "filters": filters,
             "document_share": round(allowed.documents / len(searcher.data.documents), 4),
