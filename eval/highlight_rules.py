@@ -4,7 +4,7 @@
 holds the answer; a rule picks one of its sentences, and a hit is a sentence that holds the answer span. Each
 rule scores a sentence from its cosine similarity to the question (`sim`), its question hubness (`hub`), the
 unweighted share of the question's terms it holds (`share`, the rule before issue 15) and the rarity-weighted
-share (`weighted`, the rule of `index.highlight` with `HUB_WEIGHT` 1.0 and `QA_SEARCH__HIGHLIGHT_TERMS` 0.3;
+share (`weighted`, the rule of `index.search.highlight` with `HUB_WEIGHT` 1.0 and `QA_SEARCH__HIGHLIGHT_TERMS` 0.3;
 the last two rules are row 38 of eval/README.md).
 """
 
@@ -16,13 +16,13 @@ from pathlib import Path
 import numpy as np
 
 from index.config import Settings
-from index.encoders import load_encoder
 from index.evaluation.datasets import every_other_article, load_eval_file, replace_questions
 from index.evaluation.metrics import contains_span
 from index.evaluation.runner import searcher_for
-from index.fusion import best
-from index.highlight import sentence_terms
-from index.lexical import tokenize_query
+from index.models.encoders import load_encoder
+from index.search.fusion import best
+from index.search.highlight import sentence_terms
+from index.storage.lexical import tokenize_query
 
 EVAL = Path(__file__).resolve().parent.parent.parent / "shared" / "eval"
 SETS = {"PIAF": (EVAL / "piaf-dev.json", None), "XQuAD en→es": (EVAL / "xquad-es.json", EVAL / "xquad-en.json")}

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
-from index.encoders import load_encoder
 from index.evaluation.datasets import squad_documents
-from index.store import read_index, resolve_live
-from index.vectorstore import FaissVectorStore
-from service.bench.run import EVAL, SIGMA, _latency_questions
-from service.bench.scale import _perturbed
+from index.models.encoders import load_encoder
+from index.storage.store import read_index, resolve_live
+from index.storage.vectorstore import FaissVectorStore
+from service.bench.run import EVAL, SIGMA, latency_questions
+from service.bench.scale import perturbed
 
 K = 10
 
@@ -37,11 +37,11 @@ def exact_top(queries: np.ndarray, vectors: np.ndarray) -> np.ndarray:
 def probe_table(base: np.ndarray, queries: np.ndarray, size: int) -> list[str]:
     """One markdown row per probe count at ``size`` vectors."""
     rng = np.random.default_rng(1)
-    vectors = _perturbed(base, 0, max(1, round(size / len(base))), SIGMA, rng)
+    vectors = perturbed(base, 0, max(1, round(size / len(base))), SIGMA, rng)
     truth = exact_top(queries, vectors)
     store = FaissVectorStore.approximate(vectors[rng.permutation(len(vectors))[:200_000]], total=len(vectors))
     store.add(np.arange(len(vectors)), vectors)
-    index, default = store._index, store._index.nprobe
+    index, default = store.faiss_index, store.faiss_index.nprobe
     rows = []
     for nprobe in sorted({default, *(max(1, index.nlist // share) for share in (48, 24, 18, 12))}):
         index.nprobe = nprobe
@@ -60,7 +60,7 @@ def main(folder: Path, sizes: list[int], table: str) -> None:
     data = read_index(resolve_live(folder))
     encoder = load_encoder(data.manifest.settings.model)
     _, piaf = squad_documents(EVAL / "piaf-dev.json")
-    questions, _ = _latency_questions(piaf, (400, 100, 100))
+    questions, _ = latency_questions(piaf, (400, 100, 100))
     queries = encoder.encode_queries(questions).astype(np.float32)
     spans, vectors = (
         (data.sentences, data.sentence_vectors) if table == "sentences" else (data.chunks, data.chunk_vectors)

@@ -20,9 +20,9 @@ import sys
 from pathlib import Path
 
 from index.config import Settings
-from index.encoders import load_encoder
 from index.evaluation.datasets import EvalQuestion, EvalSet, every_other_article, load_eval_file
 from index.evaluation.runner import evaluate, searcher_for
+from index.models.encoders import load_encoder
 
 EVAL = Path(__file__).resolve().parent.parent.parent / "shared" / "eval"
 DIRECTIONS = (("es", "en"), ("en", "es"), ("es", "es"), ("en", "en"))  # (question, answer) languages

@@ -12,7 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 from index.evaluation.datasets import load_eval_file, squad_documents
-from index.language import detect_language, detect_question_language
+from index.text.language import detect_language, detect_question_language
 
 EVAL = Path(__file__).resolve().parent.parent.parent / "shared" / "eval"
 OWN = Path(__file__).resolve().parent

@@ -17,11 +17,11 @@ import lightgbm as lgb
 import numpy as np
 
 from index.config import Settings
-from index.encoders import load_encoder
 from index.evaluation.runner import searcher_for
-from index.ranker import ROUNDS, TRAINING
-from index.ranking_features import FEATURES
-from service.train_ranker import _cache_path, _load, _together
+from index.models.encoders import load_encoder
+from index.rerank.features import FEATURES
+from index.rerank.ranker import ROUNDS, TRAINING
+from service.train_ranker import features_cache_path, load_set, together_sets
 
 EVAL = Path(__file__).resolve().parent.parent.parent / "shared" / "eval"
 SETS = [
@@ -36,9 +36,9 @@ def cached_features(together: bool) -> list[dict[str, np.ndarray]]:
     settings = settings.model_copy(update={"search": settings.search.model_copy(update={"ranker": "off"})})
     encoder = load_encoder(settings.model)
     out = []
-    sets = [_load(articles, questions, "even") for articles, questions in SETS]
-    for eval_set in _together(sets) if together else sets:
-        path = _cache_path(eval_set, settings, searcher_for(eval_set, settings, encoder, show_progress=False))
+    sets = [load_set(articles, questions, "even") for articles, questions in SETS]
+    for eval_set in together_sets(sets) if together else sets:
+        path = features_cache_path(eval_set, settings, searcher_for(eval_set, settings, encoder, show_progress=False))
         with np.load(path, allow_pickle=False) as data:
             out.append({key: data[key] for key in ("features", "relevance", "groups")})
     return out

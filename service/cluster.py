@@ -3,7 +3,8 @@
 Each shard of the live build is a Serve application of its own (``qa-<build>-<shard>``) with
 ``--replicas`` replicas, each holding that shard and no encoder. This process keeps the encoder
 and the vocabulary, encodes the question once, asks every shard through its deployment handle in
-parallel, merges, fuses and fetches the passages (index.searcher). A new build is deployed beside
+parallel (``ServeShards``), merges, fuses and fetches the passages: ``index.searcher.Searcher`` over
+handles instead of shards in this process, each replica a ``LocalShard``. A new build is deployed beside
 the old one and swapped in whole once every shard of it answers; then the old one is deleted, so
 every answer comes from one build. Serve's HTTP proxy is off: the API is this process's FastAPI.
 
@@ -17,26 +18,20 @@ import os
 import re
 import threading
 import time
-from dataclasses import replace
+from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 from starlette.concurrency import run_in_threadpool
 
-from index.builder import build_settings
-from index.cluster import LOCAL, LOOPBACK, _check_reachable, _one_line, ray_init_options
-from index.config import SearchParams, Settings
-from index.corpus import Document
-from index.encoders import Encoder
+from index.build.builder import build_settings
+from index.build.cluster import LOCAL, LOOPBACK, check_reachable, one_line, ray_init_options
+from index.config import SearchParams, Settings, search_defaults_for
 from index.errors import ClusterError, QAError, ShardUnavailableError
-from index.filters import AllowedRows, Filters
-from index.fusion import Ranked
-from index.hits import ShardLists
-from index.manifest import check_compatible
-from index.query import Passage, Query
-from index.searcher import Searcher, prefetched_passages
-from index.shard import LocalShard
-from index.store import read_head, read_manifest, read_shard
+from index.models.encoders import Encoder
+from index.search.shard import LocalShard
+from index.searcher import Searcher
+from index.storage.manifest import check_compatible
+from index.storage.store import read_head, read_manifest, read_shard
 from service.backend import Answer, LocalBackend, answer, document
 from service.state import ServiceState
 
@@ -46,39 +41,39 @@ APP_PREFIX = "qa-"
 SHARD_APP = re.compile(r"qa-\d{8}T\d{6}-[0-9a-f]{8}-\d{3}")
 
 
-class ShardReplica:
-    """A Serve replica: one shard of one build, searched in the replica's process."""
+class ShardReplica(LocalShard):
+    """A Serve replica: one shard of one build, searched in the replica's process as in the searcher's."""
 
     def __init__(self, folder: str, number: int, params: dict) -> None:
-        self.shard = LocalShard(read_shard(Path(folder), number), SearchParams(**params), strict_fields=False)
-
-    def fields(self) -> set[str]:
-        return self.shard.fields()
-
-    def chunk_rows(self) -> np.ndarray:
-        return self.shard.chunk_rows()
-
-    def document(self, doc_id: str) -> Document:
-        return self.shard.document(doc_id)
-
-    def retrieve(self, query: Query) -> ShardLists:
-        return self.shard.retrieve(query)
-
-    def passages(self, rows: list[int], query: Query, scores: list[float]) -> list[Passage]:
-        return self.shard.passages(rows, query, scores)
+        super().__init__(read_shard(Path(folder), number), SearchParams(**params))
 
 
-class RemoteShard:
-    """A shard behind a Serve deployment handle: a failed call is retried once (another replica takes it),
-    and no call outlives the timeout."""
+class ServeShards:
+    """A searcher's shards as Serve deployment handles (``index.search.shard.Shards``): the calls of one stage
+    go out together and run in parallel, a failed call is retried once (another replica takes it), and no call
+    outlives the timeout."""
 
-    def __init__(self, handle, number: int, timeout: float) -> None:
-        self.handle, self.number, self.timeout = handle, number, timeout
+    prefetch = True  # a second round trip to a shard costs more than the passages it sends along with its lists
 
-    def submit(self, method: str, *args):
-        return getattr(self.handle, method).remote(*args)
+    def __init__(self, handles: list, timeout: float) -> None:
+        self.handles, self.timeout = handles, timeout
 
-    def wait(self, response, method: str, args: tuple, deadline: float):
+    def __len__(self) -> int:
+        return len(self.handles)
+
+    def call(self, calls: Sequence[tuple[int, str, tuple]]) -> list:
+        """Submit every call, then wait for each, within one timeout for all."""
+        deadline = time.monotonic() + self.timeout
+        responses = [self._submit(number, method, args) for number, method, args in calls]
+        return [
+            self._wait(response, number, method, args, deadline)
+            for (number, method, args), response in zip(calls, responses, strict=True)
+        ]
+
+    def _submit(self, number: int, method: str, args: tuple):
+        return getattr(self.handles[number], method).remote(*args)
+
+    def _wait(self, response, number: int, method: str, args: tuple, deadline: float):
         """The result of a submitted call; on a failed replica, the call once more; ShardUnavailableError
         when the shard does not answer by ``deadline``."""
         import ray.exceptions
@@ -94,80 +89,17 @@ class RemoteShard:
                 failure = exc
             except (TimeoutError, ray.exceptions.GetTimeoutError) as exc:
                 response.cancel()  # still queued for a replica: no one waits for it any more
-                raise self._down(f"no answer in {self.timeout:g} s") from exc
+                raise self._down(number, f"no answer in {self.timeout:g} s") from exc
             except Exception as exc:  # a replica that died, or was being replaced
                 failure = exc
             if attempt == 1 and time.monotonic() < deadline:
-                log.warning("shard %d call %s failed (%s): retrying", self.number, method, _one_line(failure))
-                response = self.submit(method, *args)
-        raise self._down(_one_line(failure)) from failure
+                log.warning("shard %d call %s failed (%s): retrying", number, method, one_line(failure))
+                response = self._submit(number, method, args)
+        raise self._down(number, one_line(failure)) from failure
 
-    def call(self, method: str, *args):
-        return self.wait(self.submit(method, *args), method, args, time.monotonic() + self.timeout)
-
-    def _down(self, reason: str) -> ShardUnavailableError:
-        return ShardUnavailableError(f"shard {self.number} of the index is down ({reason}): retry shortly")
-
-    def fields(self) -> set[str]:
-        return self.call("fields")
-
-    def chunk_rows(self) -> np.ndarray:
-        return self.call("chunk_rows")
-
-    def document(self, doc_id: str) -> Document:
-        return self.call("document", doc_id)
-
-    def allowed(self, parsed: Filters) -> AllowedRows:
-        raise NotImplementedError("a remote shard resolves filters itself")
-
-    def final_lists(self, query: Query) -> list[Ranked]:
-        raise NotImplementedError("a cluster searcher always merges")
-
-    def retrieve(self, query: Query) -> ShardLists:
-        return self.call("retrieve", query)
-
-    def passages(self, rows: list[int], query: Query, scores: list[float]) -> list[Passage]:
-        return self.call("passages", rows, query, scores)
-
-
-class ClusterSearcher(Searcher):
-    """A searcher whose shards are Serve deployments, asked in parallel."""
-
-    shards: list[RemoteShard]
-
-    @property
-    def sharded(self) -> bool:
-        return True  # one shard or several, its lists come back raw and are merged here
-
-    def shard_lists(self, query: Query) -> list[ShardLists]:
-        remote = replace(query, prefetched={})
-        parts = _gather([(shard, "retrieve", (remote,)) for shard in self.shards], self.shards[0].timeout)
-        return self.prefetched(parts, query)
-
-    def passages(self, ranked: list[tuple[int, float]], query: Query) -> list[Passage]:
-        owners = self.owners([row for row, _ in ranked]) if len(self.shards) > 1 else np.zeros(len(ranked), int)
-        out = prefetched_passages(ranked, query)
-        calls, places = [], []
-        remote = replace(query, prefetched={})
-        for number, shard in enumerate(self.shards):
-            mine = [at for at in range(len(ranked)) if owners[at] == number and at not in out]
-            if mine:
-                rows, scores = [ranked[at][0] for at in mine], [ranked[at][1] for at in mine]
-                calls.append((shard, "passages", (rows, remote, scores)))
-                places.append(mine)
-        for mine, found in zip(places, _gather(calls, self.shards[0].timeout), strict=True):
-            out.update(zip(mine, found, strict=True))
-        return [out[at] for at in range(len(ranked))]
-
-
-def _gather(calls: list[tuple[RemoteShard, str, tuple]], timeout: float) -> list:
-    """Submit every call, then wait for each: the shards work in parallel, within one timeout for all."""
-    deadline = time.monotonic() + timeout
-    responses = [shard.submit(method, *args) for shard, method, args in calls]
-    return [
-        shard.wait(response, method, args, deadline)
-        for (shard, method, args), response in zip(calls, responses, strict=True)
-    ]
+    @staticmethod
+    def _down(number: int, reason: str) -> ShardUnavailableError:
+        return ShardUnavailableError(f"shard {number} of the index is down ({reason}): retry shortly")
 
 
 class ClusterState(ServiceState):
@@ -179,7 +111,7 @@ class ClusterState(ServiceState):
         self.address, self.replicas, self.replica_cpus = address, replicas, replica_cpus
         self._connected = False
         self._deploy_lock = threading.Lock()
-        self._deployed: ClusterSearcher | None = None  # the searcher of the build deployed last
+        self._deployed: Searcher | None = None  # the searcher of the build deployed last
 
     def connect(self) -> None:
         """Join the Ray cluster (``local``: start one on 127.0.0.1) and start Serve without its HTTP proxy."""
@@ -193,13 +125,13 @@ class ClusterState(ServiceState):
         for name in ("ray", "ray.serve"):
             logging.getLogger(name).setLevel(logging.WARNING)
         if self.address != LOCAL:  # LOCAL: a new instance, as for builds, even when one runs here already
-            _check_reachable(self.address)
+            check_reachable(self.address)
         options = {**ray_init_options(self.address, self.settings.cluster), "namespace": "qa"}
         try:
             ray.init(**options)
             serve.start(proxy_location=ProxyLocation.Disabled, http_options={"host": LOOPBACK})
         except Exception as exc:
-            raise ClusterError(f"cannot start serving on the Ray cluster at {self.address}: {_one_line(exc)}") from exc
+            raise ClusterError(f"cannot start serving on the Ray cluster at {self.address}: {one_line(exc)}") from exc
         self._connected = True
 
     def _load_searcher(self, folder: Path) -> Searcher:
@@ -208,11 +140,11 @@ class ClusterState(ServiceState):
             if self._latest() == folder.name:
                 return self._deployed  # a rebuild and the reload that noticed its new build ask for the same one
             try:
-                searcher = self._deploy(folder)
+                searcher = self.deploy(folder)
             except QAError:
                 raise
             except Exception as exc:  # Ray's many failure types, as one line
-                raise ClusterError(f"cannot deploy the build {folder.name} on the cluster: {_one_line(exc)}") from exc
+                raise ClusterError(f"cannot deploy the build {folder.name} on the cluster: {one_line(exc)}") from exc
             self._deployed = searcher
         # Requests that took the old searcher just before the swap may still call its shards: its
         # applications go once no such call can be running (each ends within the shard timeout).
@@ -223,7 +155,7 @@ class ClusterState(ServiceState):
         """The build folder name of the applications deployed last ("" before any)."""
         return self._deployed.folder.name if self._deployed is not None and self._deployed.folder else ""
 
-    def _deploy(self, folder: Path) -> ClusterSearcher:
+    def deploy(self, folder: Path) -> Searcher:
         """Deploy every shard of the build at ``folder``, wait until each answers, then delete older builds.
 
         A build made with other settings (model, chunking, question reference) is refused before anything is
@@ -233,8 +165,8 @@ class ClusterState(ServiceState):
         check_compatible(manifest.settings, build_settings(self.settings, self.encoder), folder)
         from ray import serve
 
-        params = self.settings.search.model_dump()
-        shards = []
+        params = search_defaults_for(manifest.settings.model, self.settings.search)  # the searcher's and replicas'
+        handles = []
         for number in range(manifest.shards):
             deployment = serve.deployment(ShardReplica).options(
                 name=f"shard-{number:03d}", num_replicas=self.replicas, max_ongoing_requests=8,
@@ -242,10 +174,9 @@ class ClusterState(ServiceState):
                 health_check_timeout_s=10, graceful_shutdown_timeout_s=2,
             )  # fmt: skip
             app = f"{APP_PREFIX}{folder.name}-{number:03d}"
-            handle = serve.run(deployment.bind(str(folder), number, params), name=app, route_prefix=None)
-            shards.append(RemoteShard(handle, number, self.settings.shard_timeout))
-        head = read_head(folder)
-        searcher = ClusterSearcher(head, self.encoder, self.settings.search, shards)  # type: ignore[arg-type]
+            handles.append(serve.run(deployment.bind(str(folder), number, params.model_dump()), name=app,
+                                     route_prefix=None))  # fmt: skip
+        searcher = Searcher(read_head(folder), self.encoder, params, ServeShards(handles, self.settings.shard_timeout))
         searcher.fields()  # every shard answers before the build goes live
         searcher.search("warm-up question", 1)
         return searcher
@@ -286,3 +217,35 @@ class ClusterBackend(LocalBackend):
 
     async def document(self, doc_id: str) -> dict:
         return await run_in_threadpool(document, self.state, doc_id)
+
+
+def serve_installed() -> bool:
+    """Whether Ray Serve can be imported here (the ``cluster`` extra)."""
+    try:
+        import ray.serve  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class Echo:
+    """A Serve deployment that returns what it gets: the bare handle round trip under every shard call."""
+
+    def echo(self, value):
+        return value
+
+
+def handle_round_trips(payload, count: int, warmup: int = 20) -> list[float]:
+    """Milliseconds of ``count`` calls with ``payload`` to an echo deployment on the connected cluster, after
+    ``warmup`` calls (``qa bench``: the floor under the fan-out to shards)."""
+    from ray import serve
+
+    handle = serve.run(serve.deployment(Echo).options(name="echo").bind(), name="bench-echo", route_prefix=None)
+    for _ in range(warmup):
+        handle.echo.remote(payload).result()
+    trips = []
+    for _ in range(count):
+        began = time.perf_counter()
+        handle.echo.remote(payload).result()
+        trips.append((time.perf_counter() - began) * 1000)
+    return trips

@@ -10,8 +10,6 @@ from pathlib import Path
 import numpy as np
 
 from index.config import Settings
-from index.corpus import load_corpus
-from index.encoders import load_encoder
 from index.evaluation.datasets import (
     EvalSet,
     every_other_article,
@@ -22,6 +20,8 @@ from index.evaluation.datasets import (
     squad_documents,
 )
 from index.evaluation.runner import SetScore, evaluate, find_answer_passages, searcher_for, with_original
+from index.models.encoders import load_encoder
+from index.text.corpus import load_corpus
 
 COLUMNS = ("hit@1", "hit@5", "mrr@10", "n", "passage_chars", "highlight_hit", "seconds")
 

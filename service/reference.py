@@ -1,4 +1,4 @@
-"""``qa reference``: train the question reference that hubness is measured against (see index.hubness)."""
+"""``qa reference``: train the question reference that hubness is measured against (see index.storage.hubness)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import argparse
 from pathlib import Path
 
 from index.config import Settings
-from index.encoders import canonical_model_name, load_encoder
 from index.errors import EvalDataError
 from index.evaluation.datasets import every_other_article, load_eval_file
-from index.hubness import NEIGHBOURS, QuestionReference, ReferenceInfo, shipped_reference, train_centroids
+from index.models.encoders import canonical_model_name, load_encoder
+from index.storage.hubness import NEIGHBOURS, QuestionReference, ReferenceInfo, shipped_reference, train_centroids
 
 
 def run_reference(files: list[Path], settings: Settings, args: argparse.Namespace) -> int:

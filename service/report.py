@@ -11,8 +11,8 @@ from collections.abc import Mapping, Sequence
 from html import escape
 from pathlib import Path
 
-from index.corpus import Document
 from index.evaluation.runner import Outcome, SetScore
+from index.text.corpus import Document
 
 MAX_MISSED = 200  # missed questions listed per set
 WINDOW = 300  # characters of gold context shown around the answer

@@ -9,13 +9,13 @@ import threading
 import time
 from pathlib import Path
 
-from index.builder import BuildReport, build_index, build_settings
+from index.build.builder import BuildReport, build_index, build_settings
 from index.config import Settings
-from index.encoders import Encoder, load_encoder
 from index.errors import BuildInProgressError, IndexMissingError, QAError
-from index.manifest import check_compatible
+from index.models.encoders import Encoder, load_encoder
 from index.searcher import Searcher
-from index.store import IndexData, read_shards, resolve_live
+from index.storage.manifest import check_compatible
+from index.storage.store import IndexData, read_shards, resolve_live
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -13,10 +12,11 @@ import httpx
 import pytest
 import uvicorn
 
-from index.builder import build_index
+from index.build.builder import build_index
 from index.config import DEFAULT_MODEL, Settings
-from index.encoders import Encoder, load_encoder
+from index.models.encoders import Encoder, load_encoder
 from service.app import create_app
+from service.bench.http_load import free_port
 from service.state import ServiceState
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,12 +58,6 @@ def built(tmp_path_factory, encoder) -> Settings:
     settings = make_settings(tmp, api_token="s3cret-token")
     build_index(settings, encoder, show_progress=False)
     return settings
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class LiveServer:

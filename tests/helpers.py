@@ -11,7 +11,8 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import ROOT, free_port
+from service.bench.http_load import free_port
+from tests.conftest import ROOT
 
 QA = [sys.executable, "-m", "service.cli"]
 
@@ -22,8 +23,10 @@ def qa_env(**extra: str) -> dict[str, str]:
     return {**env, "PYTHONUNBUFFERED": "1", **extra}
 
 
-def run_qa(*args: str, timeout: float = 300, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run([*QA, *args], capture_output=True, text=True, cwd=ROOT, timeout=timeout, env=qa_env(**env))
+def run_qa(*args: str, timeout: float = 600, cwd: Path = ROOT, **env: str) -> subprocess.CompletedProcess:
+    """``qa *args`` as a user runs it, in ``cwd``, with the test process's environment less its QA_* settings,
+    plus ``env``."""
+    return subprocess.run([*QA, *args], capture_output=True, text=True, cwd=cwd, timeout=timeout, env=qa_env(**env))
 
 
 class QAServe:

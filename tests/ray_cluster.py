@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from service.bench.cluster import network_interfaces
-from tests.conftest import free_port
+from service.bench.http_load import free_port
 
 OBJECT_STORE_BYTES = 150 * 2**20
 

@@ -8,15 +8,15 @@ import os
 import numpy as np
 import pytest
 
-from index.builder import build_index
+from index.build.builder import build_index
 from index.config import DEFAULT_MODEL
-from index.corpus import load_corpus
-from index.encoders import load_encoder
 from index.errors import IndexCorruptError, IndexMismatchError, IndexMissingError, InvalidQueryError
+from index.models.encoders import load_encoder
 from index.searcher import Searcher
-from index.spans import chunk_spans, split_sentences
-from index.store import builds_dir, read_index, resolve_live
-from index.vocabulary import corpus_words
+from index.storage.store import builds_dir, read_index, resolve_live
+from index.storage.vocabulary import corpus_words
+from index.text.corpus import load_corpus
+from index.text.spans import chunk_spans, split_sentences
 from service.cluster import ClusterState
 from service.state import ServiceState
 from tests.conftest import make_corpus, make_settings
@@ -117,7 +117,7 @@ def test_the_cluster_state_refuses_it_too_before_deploying_anything(tmp_path, en
     build_index(make_settings(tmp_path), encoder, show_progress=False)
     state = ClusterState(make_settings(tmp_path, chunk_size=400), "local", 1, 0.5, encoder)
     with pytest.raises(IndexMismatchError, match="chunk_size"):
-        state._deploy(resolve_live(state.settings.index_dir))  # checked before Ray is imported or joined
+        state.deploy(resolve_live(state.settings.index_dir))  # checked before Ray is imported or joined
 
 
 def test_damaged_index_files_are_named(tmp_path, encoder):

@@ -3,22 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, SHARED_EVAL, make_corpus
-
-QA = [sys.executable, "-m", "service.cli"]
-
-
-def qa(*args: str, env: dict | None = None, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [*QA, *args], capture_output=True, text=True, cwd=cwd, timeout=600, env={**os.environ, **(env or {})}
-    )
+from tests.conftest import SHARED_EVAL, make_corpus
+from tests.helpers import run_qa
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +16,7 @@ def cli_index(tmp_path_factory) -> tuple[Path, Path]:
     tmp = tmp_path_factory.mktemp("cli")
     corpus = make_corpus(tmp / "corpus")
     (corpus / "broken.txt").write_bytes(b"\xff\xfe caf\xe9")
-    result = qa("build", "--corpus", str(corpus), "--index", str(tmp / "index"))
+    result = run_qa("build", "--corpus", str(corpus), "--index", str(tmp / "index"))
     assert result.returncode == 0, result.stderr
     assert "indexed 3 documents" in result.stdout and "reused" in result.stdout
     assert "broken.txt" in result.stderr  # skipped with a warning that names it
@@ -35,10 +25,10 @@ def cli_index(tmp_path_factory) -> tuple[Path, Path]:
 
 def test_ask_prints_passages_and_json(cli_index):
     _, index = cli_index
-    result = qa("ask", "Who mediated the talks?", "-k", "2", "--index", str(index))
+    result = run_qa("ask", "Who mediated the talks?", "-k", "2", "--index", str(index))
     assert result.returncode == 0, result.stderr
     assert "Badr al-Busaidi" in result.stdout
-    as_json = json.loads(qa("ask", "Who mediated the talks?", "--json", "--index", str(index)).stdout)
+    as_json = json.loads(run_qa("ask", "Who mediated the talks?", "--json", "--index", str(index)).stdout)
     assert as_json["passages"][0]["highlight"]["text"]
 
 
@@ -50,19 +40,19 @@ def test_eval_jsonl_against_the_index(cli_index, tmp_path):
         {"id": "2", "question": "Où se sont réunies les délégations ?", "answers": ["Mascate"], "lang": "fr"},
     ]
     questions.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows), encoding="utf-8")
-    result = qa("eval", str(questions), "--json", "--index", str(index))
+    result = run_qa("eval", str(questions), "--json", "--index", str(index))
     assert result.returncode == 0, result.stderr
     figures = json.loads(result.stdout)["set.jsonl"]
     assert set(figures) >= {"hit@1", "hit@5", "mrr@10", "n", "seconds", "passage_chars"}
     assert figures["n"] == 2 and figures["hit@5"] == 1.0
-    table = qa("eval", str(questions), "--index", str(index)).stdout
+    table = run_qa("eval", str(questions), "--index", str(index)).stdout
     assert "hit@1" in table and "set.jsonl" in table
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(not (SHARED_EVAL / "xquad-es.json").exists(), reason="../shared/eval is not present")
 def test_eval_squad_cross_lingual(tmp_path):
-    result = qa(
+    result = run_qa(
         "eval", str(SHARED_EVAL / "xquad-es.json"), "--questions-from", str(SHARED_EVAL / "xquad-en.json"),
         "--json", "--index", str(tmp_path / "index"),
     )
@@ -75,17 +65,17 @@ def test_eval_squad_cross_lingual(tmp_path):
 def test_errors_are_one_line_without_traceback(tmp_path, cli_index):
     empty = tmp_path / "empty"
     empty.mkdir()
-    result = qa("build", "--corpus", str(empty), "--index", str(tmp_path / "index"))
+    result = run_qa("build", "--corpus", str(empty), "--index", str(tmp_path / "index"))
     assert result.returncode == 2 and result.stderr.startswith("error: ") and "Traceback" not in result.stderr
-    result = qa("ask", "hello", "--index", str(tmp_path / "missing"))
+    result = run_qa("ask", "hello", "--index", str(tmp_path / "missing"))
     assert result.returncode == 2 and "qa build" in result.stderr
-    result = qa("ask", "hello", "--index", str(cli_index[1]), env={"QA_MODEL": "minilm"})
+    result = run_qa("ask", "hello", "--index", str(cli_index[1]), QA_MODEL="minilm")
     assert result.returncode == 2 and "rebuild" in result.stderr and "Traceback" not in result.stderr
-    result = qa("eval", str(tmp_path / "nope.jsonl"))
+    result = run_qa("eval", str(tmp_path / "nope.jsonl"))
     assert result.returncode == 2 and "does not exist" in result.stderr
 
 
 def test_bench_sizes_are_checked_before_anything_runs():
     for sizes in ("x", "10", ""):
-        result = qa("bench", "--sizes", sizes)
+        result = run_qa("bench", "--sizes", sizes)
         assert result.returncode == 2 and "--sizes" in result.stderr and "Traceback" not in result.stderr

@@ -14,18 +14,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from index.builder import build_index
+from index.build.builder import build_index
 from index.config import ClusterParams
-from index.corpus import load_corpus
 from index.errors import ClusterError
-from index.store import read_index, resolve_live
-from index.vocabulary import corpus_words
-from tests.conftest import ROOT, free_port, make_corpus, make_settings
+from index.storage.store import read_index, resolve_live
+from index.storage.vocabulary import corpus_words
+from index.text.corpus import load_corpus
+from service.bench.http_load import free_port
+from tests.conftest import ROOT, make_corpus, make_settings
 from tests.helpers import run_qa
 from tests.test_builder import live, texts_of
 
 ray = pytest.importorskip("ray", reason="the cluster tests need Ray: make install")
-from index.cluster import ClusterEmbedder, EncoderActor  # noqa: E402 (needs Ray)
+from index.build.cluster import ClusterEmbedder, EncoderActor  # noqa: E402 (needs Ray)
 
 # Two actors of half a CPU on two one-CPU nodes; small blocks and batches, so each actor takes several.
 PARAMS = ClusterParams(actors=2, actor_cpus=0.5, block_texts=48, max_restarts=2)

@@ -17,9 +17,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from index.builder import build_index
+from index.build.builder import build_index
 from index.searcher import Searcher
-from index.store import builds_dir, read_shards, resolve_live
+from index.storage.store import builds_dir, read_shards, resolve_live
 from service.bench.serving import replica_pids
 from tests.conftest import make_corpus, make_settings
 from tests.helpers import QAServe, wait_until

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from index.corpus import load_corpus
 from index.errors import CorpusNotFoundError, EmptyCorpusError
+from index.text.corpus import load_corpus
 from tests.conftest import SEED, make_corpus
 
 

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from index.evaluation.datasets import EvalQuestion, align_answers, load_eval_file, nearest_occurrence, repairs_note
-from tests.test_cli import qa
+from tests.helpers import run_qa
 
 CONTEXT = (
     "Les délégations se sont réunies à Mascate le 6 février 2026. "
@@ -72,7 +72,7 @@ def test_squad_file_with_bad_records_loads_and_counts_repairs(tmp_path):
 
 def test_qa_eval_runs_on_bad_records_and_says_so(tmp_path):
     path = squad_file(tmp_path / "bad.json")
-    result = qa("eval", str(path), "--json", "--index", str(tmp_path / "index"))
+    result = run_qa("eval", str(path), "--json", "--index", str(tmp_path / "index"))
     assert result.returncode == 0, result.stderr
     assert "note: bad.json: 1 answers moved" in result.stderr
     [(_, figures)] = json.loads(result.stdout).items()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from service.cli import _parser
+from service.cli import build_parser
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -90,7 +90,7 @@ def test_every_make_target_named_in_the_readme_exists():
 
 
 def test_every_qa_subcommand_named_in_the_readme_exists():
-    subparsers = next(a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction))
+    subparsers = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
     commands = set(subparsers.choices)
     named = set(re.findall(r"(?<![\w/-])qa ([a-z][\w-]*)", README.read_text(encoding="utf-8")))
     assert named <= commands, f"README.md names qa subcommands that do not exist: {sorted(named - commands)}"

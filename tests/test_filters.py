@@ -14,14 +14,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import index.vectorstore as vectorstore
-from index.builder import build_from_documents
+import index.storage.vectorstore as vectorstore
+from index.build.builder import build_from_documents
 from index.errors import InvalidFilterError
 from index.evaluation.datasets import squad_documents
-from index.filters import DocumentColumns, parse_filters
-from index.hits import discounts, oversample
+from index.search.filters import DocumentColumns, parse_filters
+from index.search.retrievers.base import best_per_passage
+from index.search.retrievers.nearest import discounts, oversample
 from index.searcher import Searcher
-from index.store import read_index, resolve_live
+from index.storage.store import read_index, resolve_live
 from service.bench.scale import scaled_index
 from tests.conftest import SHARED_EVAL, make_settings
 
@@ -62,17 +63,19 @@ def searcher(request, tmp_path_factory, encoder) -> Searcher:
     assert data.chunk_vectors.kind == ("ivf-sq8" if request.param == "ivf" else "flat")
     if request.param == "ivf":
         for store in (data.chunk_vectors, data.sentence_vectors):
-            store._index.nprobe = store._index.nlist  # every list probed: the reference below is then exact
+            store.faiss_index.nprobe = store.faiss_index.nlist  # every list probed: the reference below is then exact
     return Searcher(data, encoder, settings.search)
 
 
 def _brute_nearest(searcher: Searcher, store, table, hub, query, k, mask) -> dict[int, float]:
-    """``LocalShard._hits`` then ``penalised`` by exhaustion: every allowed row's stored vector scored."""
+    """``nearest.PassageVectors`` (or ``SentenceVectors``) then ``penalised`` by exhaustion: every allowed row's
+    stored vector scored."""
     rows = np.flatnonzero(mask)
     scores = store.get(table.ids[rows]) @ query.vector
-    order = np.argsort(-scores, kind="stable")[: k * oversample(searcher.params, searcher._has_hubness)]
+    has_hubness = bool(searcher.manifest.settings.reference)
+    order = np.argsort(-scores, kind="stable")[: k * oversample(searcher.params, has_hubness)]
     rows, scores = rows[order], scores[order]
-    hubness = hub[rows] if searcher._has_hubness else 0.0
+    hubness = hub[rows] if has_hubness else 0.0
     same_language = np.array(searcher.data.doc_langs)[table.doc[rows]] == query.lang
     scores = scores - discounts(searcher.params, hubness, same_language)
     keep = np.argsort(-scores, kind="stable")[:k]
@@ -100,11 +103,12 @@ def test_every_list_equals_brute_force_over_the_allowed_rows(searcher, filters, 
     docs = DocumentColumns(data.documents, data.doc_langs).allowed(parse_filters(filters))
     assert 0 < docs.sum() < len(docs)
     chunk_mask, sentence_mask = docs[data.chunks.doc], docs[data.sentences.doc]
-    allowed = searcher.allowed(filters)
+    links = searcher.shards[0].links
     for query in searcher.encode(QUESTIONS):
-        lists = searcher.retrieve(replace(query, allowed=allowed))
-        dense, sentences, lexical, cognates, _, translated = lists
-        for ranked in lists:
+        lists = searcher.retrieve(replace(query, filters=parse_filters(filters)))
+        dense, sentences, lexical = lists["dense"], lists["sentence_dense"], lists["bm25"]
+        cognates, translated = lists["cognates"], lists["translated"]
+        for ranked in lists.values():
             assert chunk_mask[list(ranked)].all()
         _assert_same(
             dense,
@@ -116,7 +120,9 @@ def test_every_list_equals_brute_force_over_the_allowed_rows(searcher, filters, 
             sentence_mask,
         )  # fmt: skip
         rows = np.array(list(nearest), dtype=np.int64)
-        _assert_same(sentences, searcher.shards[0]._best_per_passage(rows, np.array(list(nearest.values()))))
+        scores = np.array(list(nearest.values()))
+        first, last = links.sentence_first_chunk[rows], links.sentence_last_chunk[rows]
+        _assert_same(sentences, best_per_passage(first, last, scores))
         same = np.array(data.doc_langs)[data.chunks.doc] == query.lang
         _assert_same(lexical, _brute_bm25(data.lexical.shares(query.text, query.lang), chunk_mask & same, p.pool))
         _assert_same(cognates, _brute_bm25(data.cognates.shares(query.text, query.lang), chunk_mask & ~same, p.pool))
@@ -216,7 +222,7 @@ def test_an_ivf_search_of_a_skewed_subset_probes_until_it_has_k_rows(monkeypatch
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     store = vectorstore.FaissVectorStore.approximate(vectors, nprobe=8)  # few probes of 126 lists, as at scale
     store.add(np.arange(4000), vectors)
-    index, query = store._index, vectors[0]
+    index, query = store.faiss_index, vectors[0]
     _, lists = index.quantizer.search(vectors, 1)
     _, by_distance = index.quantizer.search(query[None, :], index.nlist)
     far = by_distance[0][index.nlist // 2 :]

@@ -8,7 +8,7 @@ import json
 import httpx
 import pytest
 
-from index.builder import build_index
+from index.build.builder import build_index
 from tests.conftest import LiveServer, make_settings
 from tests.helpers import QAServe, run_qa
 from tests.test_metadata import FRONT, PAGE

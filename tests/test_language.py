@@ -6,13 +6,13 @@ import shutil
 
 import pytest
 
-from index.builder import build_index
+from index.build.builder import build_index
 from index.config import SearchParams
-from index.language import UNKNOWN, detect_language, detect_question_language
-from index.lexical import LexicalIndex, tokenize, tokenize_query
 from index.searcher import Searcher
-from index.store import read_index, resolve_live
-from index.vocabulary import content_words
+from index.storage.lexical import LexicalIndex, tokenize, tokenize_query
+from index.storage.store import read_index, resolve_live
+from index.storage.vocabulary import content_words
+from index.text.language import UNKNOWN, detect_language, detect_question_language
 from tests.conftest import SEED, make_settings
 
 MEDIATION = "Who mediated the talks between Iran and the United States?"
@@ -84,7 +84,8 @@ def test_an_answer_in_another_language_competes_with_words_in_the_question_s(two
     adds up to 1.3, prefixes and translations 0.5: balanced (the default, 0.75 of the gap closed), the French
     answer comes before the English text that only shares "talks"; unbalanced, it did not."""
     data, _ = two_languages
-    result = Searcher(data, encoder, SearchParams(balance_languages=balance)).search(MEDIATION, k=3)
+    usem3 = SearchParams(**SearchParams(balance_languages=balance).model_dump())  # every field set: not E5's
+    result = Searcher(data, encoder, usem3).search(MEDIATION, k=3)
     assert result.language == "en"
     assert result.passages[0].doc_id == first
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from index.errors import IndexCorruptError
-from index.lexical import LexicalIndex, prefixes, tokenize
 from index.searcher import Searcher
-from index.store import read_index, resolve_live
+from index.storage.lexical import LexicalIndex, prefixes, tokenize
+from index.storage.store import read_index, resolve_live
 
 TEXTS = [
     "Les délégations se sont réunies à Mascate.",
@@ -68,7 +68,9 @@ def test_each_lexical_list_holds_only_its_language(built, encoder):
     searcher = Searcher(data, encoder, built.search)
     [query] = searcher.encode(["Where did the delegations meet?"])
     assert query.lang == "en"
-    _, _, stems, cognates, sentences, translated = searcher.retrieve(query)
+    lists = searcher.retrieve(query)
+    stems, cognates = lists["bm25"], lists["cognates"]
+    sentences, translated = lists["sentence_bm25"], lists["translated"]
     lang_of = {row: data.doc_langs[data.chunks.doc[row]] for row in range(len(data.chunks))}
     assert {lang_of[row] for row, score in stems.items() if score > 0} <= {"en"}
     assert {lang_of[row] for row, score in sentences.items()} <= {"en"}
@@ -82,4 +84,4 @@ def test_stems_can_replace_prefixes_across_languages(built, encoder):
     params = built.search.model_copy(update={"cross_language_terms": "stems", "sentence_bm25": 0.0})
     searcher = Searcher(data, encoder, params)
     lists = searcher.retrieve(searcher.encode(["Who is Abbas Araghchi?"])[0])
-    assert lists[3] and lists[4] == {}  # names match as stems too; the sentence list is switched off
+    assert lists["cognates"] and lists["sentence_bm25"] == {}  # names match as stems too; the sentence list is off

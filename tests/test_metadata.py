@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from index.builder import build_index
-from index.corpus import load_corpus
-from index.metadata import MetadataError, headline, parse_instant, split_front_matter
-from index.store import read_index, resolve_live
+from index.build.builder import build_index
+from index.storage.store import read_index, resolve_live
+from index.text.corpus import load_corpus
+from index.text.metadata import MetadataError, headline, parse_instant, split_front_matter
 from tests.conftest import SEED, make_settings
 
 FRONT = """---

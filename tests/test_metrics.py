@@ -13,7 +13,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from index.builder import build_index
+from index.build.builder import build_index
 from index.config import DEFAULT_MODEL
 from index.searcher import Searcher
 from service.metrics import Metrics

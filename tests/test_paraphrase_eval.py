@@ -13,7 +13,7 @@ from index.errors import EvalDataError
 from index.evaluation.datasets import EvalQuestion, load_eval_file, original_questions, replace_questions
 from index.evaluation.metrics import breakdown, gap
 from index.evaluation.runner import Outcome, by_pair, pair_key
-from tests.test_cli import qa
+from tests.helpers import run_qa
 
 TALKS = (
     "Les délégations iranienne et américaine se sont réunies à Mascate le 6 février 2026. "
@@ -159,7 +159,7 @@ def test_qa_eval_prints_pairs_and_the_gap(tmp_path):
     squad = squad_file(tmp_path / "set.json")
     rewrites = rewrites_file(tmp_path / "en.jsonl", REWRITES)
     index = str(tmp_path / "index")
-    result = qa("eval", str(squad), "--questions-from", str(rewrites), "--index", index)
+    result = run_qa("eval", str(squad), "--questions-from", str(rewrites), "--index", index)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[1].startswith("set.json <- en.jsonl ")
@@ -167,17 +167,17 @@ def test_qa_eval_prints_pairs_and_the_gap(tmp_path):
     (before, after, difference), *_ = GAP_LINE.findall(result.stdout)
     assert round(float(after) - float(before), 3) == pytest.approx(float(difference), abs=0.0015)
 
-    as_json = qa("eval", str(squad), "--questions-from", str(rewrites), "--json", "--index", index)
+    as_json = run_qa("eval", str(squad), "--questions-from", str(rewrites), "--json", "--index", index)
     assert as_json.returncode == 0, as_json.stderr
     figures = json.loads(as_json.stdout)["set.json <- en.jsonl"]
     assert figures["n"] == 2 and set(figures["by_pair"]) == {"en→fr", "es→fr"}
     assert figures["original_hit@1"] == pytest.approx(float(before), abs=0.0005)
     assert figures["gap"] == pytest.approx(figures["hit@1"] - figures["original_hit@1"], abs=1e-4)
 
-    plain = json.loads(qa("eval", str(squad), "--json", "--index", index).stdout)["set.json"]
+    plain = json.loads(run_qa("eval", str(squad), "--json", "--index", index).stdout)["set.json"]
     assert set(plain["by_pair"]) == {"fr→fr", "fr→en"} and "gap" not in plain
 
     unknown = rewrites_file(tmp_path / "bad.jsonl", [{"id": "p404", "question": "Who?", "lang": "en"}])
-    failed = qa("eval", str(squad), "--questions-from", str(unknown), "--index", index)
+    failed = run_qa("eval", str(squad), "--questions-from", str(unknown), "--index", index)
     assert failed.returncode == 2 and failed.stderr.startswith("error: ") and "p404" in failed.stderr
     assert "Traceback" not in failed.stderr and len(failed.stderr.strip().splitlines()) == 1

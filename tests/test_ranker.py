@@ -10,11 +10,7 @@ import pytest
 
 from index.config import DEFAULT_MODEL, Settings
 from index.errors import IndexMismatchError, ModelUnavailableError
-from index.fusion import ScoredRows, best
-from index.highlight import pick_sentence
-from index.lexical import LexicalIndex
-from index.ranker import Ranker, RankerInfo, load_ranker, shipped_ranker, train
-from index.ranking_features import (
+from index.rerank.features import (
     FEATURES,
     MISSING_RANK,
     best_per_group,
@@ -24,9 +20,13 @@ from index.ranking_features import (
     raw_scores,
     weighted_coverage,
 )
+from index.rerank.ranker import Ranker, RankerInfo, load_ranker, shipped_ranker, train
+from index.search.fusion import ScoredRows, best
+from index.search.highlight import pick_sentence
 from index.searcher import Searcher
-from index.store import read_index, resolve_live
-from tests.test_cli import qa
+from index.storage.lexical import LexicalIndex
+from index.storage.store import read_index, resolve_live
+from tests.helpers import run_qa
 
 
 def test_normalised_and_ranks_follow_the_list_and_mark_missing_rows():
@@ -104,10 +104,10 @@ def test_qa_ranker_env_is_the_search_parameter(monkeypatch):
 def test_ranker_off_gives_the_weighted_fusion(built, encoder):
     data = read_index(resolve_live(built.index_dir))
     off = Searcher(data, encoder, built.search.model_copy(update={"ranker": "off"}))
-    assert off.ranker is None
+    assert off.reranker is None
     for question in ("Qui a joué le rôle de médiateur ?", "Where will it rain?"):
         query = off.encode([question])[0]
-        assert off.rank(query, 5) == best(off.fuse(off.retrieve(query)), 5)
+        assert off.rank(query, 5).best == best(off.fuse(off.retrieve(query)), 5)
 
 
 def test_ranker_reorders_only_the_fused_candidates(built, encoder, tmp_path):
@@ -126,7 +126,7 @@ def test_ranker_reorders_only_the_fused_candidates(built, encoder, tmp_path):
     assert np.allclose(found.fused, [score for _, score in fused]) and np.allclose(column["fused"], found.fused)
     for name in ("coverage_passage", "coverage_sentence", "coverage_prefixes", "bm25_full"):
         assert ((column[name] >= 0) & (column[name] <= 1 + 1e-9)).all(), name
-    assert {row for row, _ in searcher.rank(query, 50)} == set(found.rows.tolist())
+    assert {row for row, _ in searcher.rank(query, 50).best} == set(found.rows.tolist())
 
 
 def _write_squad(path: Path) -> Path:
@@ -156,15 +156,15 @@ def test_train_ranker_end_to_end_writes_a_loadable_ranker(tmp_path):
     squad = _write_squad(tmp_path / "tiny.json")
     out = tmp_path / "rankers" / "default.txt"
     env = {"QA_INDEX_DIR": str(tmp_path / "var" / "index")}
-    result = qa("train-ranker", str(squad), "--out", str(out), "--rounds", "3", env=env)
+    result = run_qa("train-ranker", str(squad), "--out", str(out), "--rounds", "3", **env)
     assert result.returncode == 0, result.stderr
     ranker = Ranker.load(out)
     assert ranker.info.model == DEFAULT_MODEL and ranker.info.rounds == 3
     assert list((tmp_path / "var" / "ranker").glob("features-*.npz"))  # cached for the next run
-    again = qa("train-ranker", str(squad), "--out", str(tmp_path / "again.txt"), "--rounds", "3", env=env)
+    again = run_qa("train-ranker", str(squad), "--out", str(tmp_path / "again.txt"), "--rounds", "3", **env)
     assert again.returncode == 0, again.stderr
     assert (tmp_path / "again.txt").read_text(encoding="utf-8") == out.read_text(encoding="utf-8")
-    assert qa("train-ranker", env=env).stderr.startswith("error:")
+    assert run_qa("train-ranker", **env).stderr.startswith("error:")
 
 
 def test_shipped_ranker_path_is_per_model_and_loads():
@@ -178,10 +178,10 @@ def test_shipped_ranker_path_is_per_model_and_loads():
 def test_shipped_ranker_of_the_default_model_ranks_the_fused_candidates(built, encoder):
     data = read_index(resolve_live(built.index_dir))
     searcher = Searcher(data, encoder, built.search.model_copy(update={"ranker": "on"}))
-    assert searcher.ranker is not None
+    assert searcher.reranker is not None
     query = searcher.encode(["Who mediated between Tehran and Washington?"])[0]
     lists = searcher.retrieve(query)
-    ranked = searcher.rank(query, 50)
+    ranked = searcher.rank(query, 50).best
     assert {row for row, _ in ranked} == {row for row, _ in best(searcher.fuse(lists), 50)}
     assert [score for _, score in ranked] == sorted((score for _, score in ranked), reverse=True)
 
@@ -191,21 +191,21 @@ def test_pick_sentence_prefers_the_sentence_with_the_rare_question_words():
     sentences = [(0, 38), (39, len(text))]
     weights = {"mediat": 3.0, "ministr": 0.5}
     sims = np.array([0.3, 0.3])
-    assert pick_sentence(text, (0, len(text)), sentences, sims, np.zeros(2), weights, "fr", 0.3) == (39, len(text))
+    assert pick_sentence(text, (0, len(text)), sentences, sims, np.zeros(2), weights, "fr", 0.3, 1.0) == (39, len(text))
 
 
 def test_pick_sentence_weighs_the_question_terms_as_the_search_parameters_say():
     text = "Le ministre Badr al-Busaidi supervise. La médiation omanaise a permis la rencontre."
     sentences, sims, hub = [(0, 38), (39, len(text))], np.array([0.35, 0.3]), np.zeros(2)
-    assert pick_sentence(text, (0, len(text)), sentences, sims, hub, {"mediat": 1.0}, "fr", 0.0) == (0, 38)
-    assert pick_sentence(text, (0, len(text)), sentences, sims, hub, {"mediat": 1.0}, "fr", 0.3) == (39, len(text))
+    assert pick_sentence(text, (0, len(text)), sentences, sims, hub, {"mediat": 1.0}, "fr", 0.0, 1.0) == (0, 38)
+    assert pick_sentence(text, (0, len(text)), sentences, sims, hub, {"mediat": 1.0}, "fr", 0.3, 1.0) == (39, len(text))
 
 
 def test_pick_sentence_takes_hubness_off_and_clips_to_the_passage():
     text = "Charlatan ? Les délégations se sont réunies à Mascate."
     sentences = [(0, 11), (12, len(text))]
     sims, hub = np.array([0.30, 0.25]), np.array([0.2, 0.05])
-    assert pick_sentence(text, (0, len(text)), sentences, sims, hub, {}, "fr", 0.3) == (12, len(text))
-    assert pick_sentence(text, (0, len(text)), sentences, sims, np.zeros(2), {}, "fr", 0.3) == (0, 11)
-    assert pick_sentence(text, (5, 20), sentences, sims, hub, {}, "fr", 0.3) == (12, 20)
-    assert pick_sentence(text, (5, 9), [], sims, hub, {}, "fr", 0.3) == (5, 9)
+    assert pick_sentence(text, (0, len(text)), sentences, sims, hub, {}, "fr", 0.3, 1.0) == (12, len(text))
+    assert pick_sentence(text, (0, len(text)), sentences, sims, np.zeros(2), {}, "fr", 0.3, 1.0) == (0, 11)
+    assert pick_sentence(text, (5, 20), sentences, sims, hub, {}, "fr", 0.3, 1.0) == (12, 20)
+    assert pick_sentence(text, (5, 9), [], sims, hub, {}, "fr", 0.3, 1.0) == (5, 9)

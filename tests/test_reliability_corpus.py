@@ -6,8 +6,8 @@ import json
 import os
 from pathlib import Path
 
-from index.builder import build_index
-from index.store import read_index, resolve_live
+from index.build.builder import build_index
+from index.storage.store import read_index, resolve_live
 from tests.conftest import SEED, make_corpus, make_settings
 
 SECRET = "Zanzibar-password-4417 lives outside the corpus"

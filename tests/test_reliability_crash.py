@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from index.builder import build_index
-from index.store import TMP_PREFIX, builds_dir, read_index, resolve_live
+from index.build.builder import build_index
+from index.storage.store import TMP_PREFIX, builds_dir, read_index, resolve_live
 from service.state import ServiceState
 from tests.conftest import ROOT, SHARED_EVAL, make_corpus, make_settings
 from tests.helpers import QA, qa_env, run_qa

@@ -12,10 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from index.builder import build_index
+from index.build.builder import build_index
 from index.config import DEFAULT_MODEL
-from index.store import read_index, resolve_live
-from tests.conftest import ROOT, free_port, make_corpus, make_settings
+from index.storage.store import read_index, resolve_live
+from service.bench.http_load import free_port
+from tests.conftest import ROOT, make_corpus, make_settings
 from tests.helpers import run_qa
 
 

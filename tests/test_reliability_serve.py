@@ -17,8 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from index.builder import build_index
-from index.store import builds_dir, read_index
+from index.build.builder import build_index
+from index.storage.store import builds_dir, read_index
 from tests.conftest import make_corpus, make_settings
 from tests.helpers import QAServe, wait_until
 

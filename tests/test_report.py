@@ -6,10 +6,10 @@ import re
 from html import unescape
 from pathlib import Path
 
-from index.corpus import Document
 from index.evaluation.datasets import EvalQuestion
 from index.evaluation.runner import Outcome, SetScore
 from index.searcher import Highlight, Passage
+from index.text.corpus import Document
 from service.report import write_report
 
 GOLD_TEXT = (
@@ -135,7 +135,7 @@ def test_answer_passages_from_the_ranking_a_deeper_search_or_the_document(built,
     from index.evaluation.datasets import EvalSet
     from index.evaluation.runner import evaluate, find_answer_passages
     from index.searcher import Searcher
-    from index.store import read_index, resolve_live
+    from index.storage.store import read_index, resolve_live
 
     searcher = Searcher(read_index(resolve_live(built.index_dir)), encoder)
     seed = "oman-iran-us-talks-2026-02-06.fr.txt"

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from pydantic import BaseModel
 
-from index.builder import build_index
+from index.build.builder import build_index
 from service.app import create_app
 from service.logs import SANE_ID, filter_keys, request_id
 from tests.conftest import LiveServer, make_corpus, make_settings

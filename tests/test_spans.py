@@ -11,7 +11,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from index.spans import Span, chunk_spans, partition, split_sentences
+from index.text.spans import Span, chunk_spans, partition, split_sentences
 
 PIECES = st.sampled_from(
     [
@@ -153,7 +153,7 @@ def test_span_helpers():
 
 
 def test_rows_of_ids_with_dense_and_with_sparse_ids():
-    from index.tables import SpanTable
+    from index.text.tables import SpanTable
 
     dense = SpanTable.from_columns([2, 0, 1, 3], [0, 0, 1, 1], [0, 5, 0, 5], [5, 9, 5, 9])
     assert dense.rows_of_ids(np.array([0, 3, 2])).tolist() == [1, 3, 0]

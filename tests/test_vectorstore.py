@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import index.vectorstore as vectorstore
-from index.vectorstore import FaissVectorStore, NumpyVectorStore, load_vector_store, new_vector_store
+import index.storage.vectorstore as vectorstore
+from index.storage.vectorstore import FaissVectorStore, NumpyVectorStore, load_vector_store, new_vector_store
 
 DIM = 32
 

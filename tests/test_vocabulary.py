@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import index.vocabulary as vocabulary_module
-from index.corpus import Document
+import index.storage.vocabulary as vocabulary_module
 from index.errors import IndexCorruptError
+from index.search.translation import Translator
 from index.searcher import Searcher
-from index.store import read_index, resolve_live
-from index.translation import Translator
-from index.vocabulary import Vocabulary, assemble_vocabulary, content_words, corpus_words
+from index.storage.store import read_index, resolve_live
+from index.storage.vocabulary import Vocabulary, assemble_vocabulary, content_words, corpus_words
+from index.text.corpus import Document
 from tests.conftest import SEED
 
 FRENCH = Document(
@@ -61,7 +61,7 @@ def test_english_words_translate_to_their_french_neighbours(encoder):
 def test_a_large_vocabulary_uses_an_approximate_store_that_still_finds_the_word(encoder, monkeypatch):
     monkeypatch.setattr(vocabulary_module, "APPROXIMATE_FROM", 100)
     vocabulary = french_vocabulary(encoder, Document("seed", "", SEED.read_text(encoding="utf-8"), {}))
-    assert len(vocabulary) >= 100 and vocabulary._stores["fr"].kind == "ivf-sq8"
+    assert len(vocabulary) >= 100 and vocabulary.stores["fr"].kind == "ivf-sq8"
     assert vocabulary.translate(encoder.encode_queries(["city"]), "fr", per_word=1, threshold=0.8) == [["ville"]]
 
 

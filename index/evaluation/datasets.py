@@ -8,9 +8,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from index.corpus import Document
 from index.errors import EvalDataError
-from index.language import UNKNOWN, detect_question_language
+from index.text.corpus import Document
+from index.text.language import UNKNOWN, detect_question_language
 
 PARAGRAPH_JOIN = "\n\n"
 ANSWER_REACH = 20  # characters an answer may be moved to find its text
@@ -101,7 +101,7 @@ def load_squad_set(path: Path) -> EvalSet:
 
 
 def file_language(questions: Sequence[EvalQuestion]) -> str:
-    """The language most of a file's questions are detected in (``index.language``), ``"unknown"`` if none.
+    """The language most of a file's questions are detected in (``index.text.language``), ``"unknown"`` if none.
 
     A SQuAD file holds one language: its few questions the detector takes for another
     (8 of PIAF's 1,683 read as Italian) keep the file's.

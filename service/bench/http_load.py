@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from index.store import read_manifest, resolve_live
+from index.storage.store import read_manifest, resolve_live
 from service.bench import wrk as bench_wrk
 from service.bench.scale import peak_rss_mb
 
@@ -28,6 +28,7 @@ HOST = "127.0.0.1"
 
 
 def free_port() -> int:
+    """A loopback port nothing listens at now (the bench's servers, and the tests')."""
     with socket.socket() as sock:
         sock.bind((HOST, 0))
         return sock.getsockname()[1]
@@ -58,9 +59,9 @@ def run_http(
     try:
         _wait_ready(url, server, timeout=300, log=log)
         startup = time.perf_counter() - began
-        _load(url, questions, clients, min(seconds, 3.0))  # warm-up, not counted
+        drive_load(url, questions, clients, min(seconds, 3.0))  # warm-up, not counted
         probe = lambda: connections_per_worker(port, process_tree(server.pid))  # noqa: E731
-        result = _median([_load(url, questions, clients, seconds, probe) for _ in range(runs)])
+        result = _median([drive_load(url, questions, clients, seconds, probe) for _ in range(runs)])
         result["server_startup_s"] = round(startup, 1)
         result["workers"] = WORKERS
         result["server_peak_rss_mb"] = round(sum(peak_rss_mb(pid) for pid in process_tree(server.pid)), 0)
@@ -74,7 +75,7 @@ def run_http(
             server.wait()
 
 
-def _load(url: str, questions: list[str], clients: int, seconds: float, probe=None) -> dict:
+def drive_load(url: str, questions: list[str], clients: int, seconds: float, probe=None) -> dict:
     """Drive the server from another process: wrk when installed, else the Python generator below."""
     if bench_wrk.available():
         return bench_wrk.drive_wrk(url, questions, clients, seconds, probe)

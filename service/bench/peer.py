@@ -9,7 +9,7 @@ from types import SimpleNamespace
 from index.evaluation.datasets import EvalQuestion
 from index.evaluation.metrics import first_hit, hit_at
 from index.evaluation.runner import is_hit
-from index.store import IndexData
+from index.storage.store import IndexData
 from service.bench.scale import percentiles
 
 
@@ -22,7 +22,7 @@ def run_peer(data: IndexData, questions: list[EvalQuestion]) -> tuple[dict, Call
     from langchain_core.documents import Document as LCDocument
     from langchain_huggingface import HuggingFaceEmbeddings
 
-    from index.encoders import minilm_path
+    from index.models.encoders import minilm_path
 
     embeddings = HuggingFaceEmbeddings(model_name=str(minilm_path()), model_kwargs={"device": "cpu"})
     embeddings.embed_query("warm up")

@@ -23,14 +23,14 @@ from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
-from index.builder import build_from_documents, passage_text
+from index.build.builder import build_from_documents, passage_text
 from index.config import Settings
-from index.corpus import load_corpus
-from index.encoders import load_encoder
 from index.evaluation.datasets import EvalSet, squad_documents
 from index.evaluation.runner import evaluate
+from index.models.encoders import load_encoder
 from index.searcher import Searcher
-from index.store import read_index, resolve_live
+from index.storage.store import read_index, resolve_live
+from index.text.corpus import load_corpus
 from service.bench.cluster import NETNS_RUN, namespace_problem, run_cluster
 from service.bench.encoder import bench_encoder
 from service.bench.http_load import run_http
@@ -99,7 +99,7 @@ def _run(settings: Settings, cfg: dict, quick: bool, work: Path, out_dir: Path) 
         kept = {doc.doc_id for doc in documents}
         piaf_questions = [q for q in piaf_questions if q.gold_doc in kept]
     documents += load_corpus(settings.corpus_dir).documents
-    questions, warmup = _latency_questions(piaf_questions, cfg["questions"])
+    questions, warmup = latency_questions(piaf_questions, cfg["questions"])
     ann_threshold = cfg["ann_threshold"] or settings.ann_threshold
     results = {"quick": quick, "model": settings.model, "machine": _machine(), "started_at": _now()}
     results["method"] = {"sigma": SIGMA, "ann_threshold": ann_threshold, "latency_questions": len(questions)}
@@ -154,7 +154,7 @@ def _run(settings: Settings, cfg: dict, quick: bool, work: Path, out_dir: Path) 
     return results
 
 
-def _latency_questions(piaf, counts: tuple[int, int, int]) -> tuple[list[str], list[str]]:
+def latency_questions(piaf, counts: tuple[int, int, int]) -> tuple[list[str], list[str]]:
     """Distinct questions: PIAF (fr), XQuAD en and es; plus 10 others to warm up with."""
     _, en = squad_documents(EVAL / "xquad-en.json")
     _, es = squad_documents(EVAL / "xquad-es.json")
@@ -172,9 +172,9 @@ def _bench_serving(size: int, base_dir: Path, questions, warmup, settings: Setti
                    http_seconds: float):  # fmt: skip
     """service.bench.serving in a child process in a private network namespace (Ray sees loopback only);
     skipped, and said so, without Ray Serve or such a namespace."""
-    try:
-        import ray.serve  # noqa: F401
-    except ImportError:
+    from service.cluster import serve_installed
+
+    if not serve_installed():
         return {"target_chunks": size, "skipped": "Ray Serve is not installed (make install)"}
     problem = namespace_problem()
     if problem not in (None, "outside"):

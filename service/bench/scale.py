@@ -24,12 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
-from index.corpus import Document
-from index.lexical import LexicalIndex
-from index.manifest import Manifest
-from index.store import IndexData, new_build_folder, publish, read_index, resolve_live, write_index
-from index.tables import SpanTable
-from index.vectorstore import FaissVectorStore
+from index.search.filters import parse_filters
+from index.storage.lexical import LexicalIndex
+from index.storage.manifest import Manifest
+from index.storage.store import IndexData, new_build_folder, publish, read_index, resolve_live, write_index
+from index.storage.vectorstore import FaissVectorStore
+from index.text.corpus import Document
+from index.text.tables import SpanTable
 
 BLOCK = 131_072  # vectors generated per step
 RECALL_K = 10
@@ -79,7 +80,7 @@ def tile_table(table: SpanTable, copies: int, n_docs: int) -> SpanTable:
 
 def tile_lexical(lexical: LexicalIndex, copies: int, n_rows: int) -> LexicalIndex:
     """The BM25 matrix of ``copies`` repetitions of the corpus (column-wise tiling of the CSC arrays)."""
-    model = copy.copy(lexical._model)
+    model = copy.copy(lexical.bm25)
     scores = model.scores
     indptr = np.asarray(scores["indptr"], dtype=np.int64)
     lengths = np.diff(indptr)
@@ -101,7 +102,7 @@ def tile_lexical(lexical: LexicalIndex, copies: int, n_rows: int) -> LexicalInde
     return LexicalIndex(model, lexical.langs, lexical.analyzer)
 
 
-def _perturbed(base: np.ndarray, first_copy: int, last_copy: int, sigma: float, rng) -> np.ndarray:
+def perturbed(base: np.ndarray, first_copy: int, last_copy: int, sigma: float, rng) -> np.ndarray:
     block = np.tile(base, (last_copy - first_copy, 1))
     start = 1 if first_copy == 0 else 0  # copy 0 keeps the real vectors
     noisy = block[start * len(base) :]
@@ -128,7 +129,7 @@ def tile_store(base: np.ndarray, copies: int, ann_threshold: int, sigma: float, 
     per_block = max(1, BLOCK // nb)
     for c0 in range(0, copies, per_block):
         c1 = min(copies, c0 + per_block)
-        vectors = _perturbed(base, c0, c1, sigma, rng)
+        vectors = perturbed(base, c0, c1, sigma, rng)
         ids = np.arange(c0 * nb, c1 * nb, dtype=np.int64)
         store.add(ids, vectors)
         if queries is not None and store.kind != "flat":
@@ -141,7 +142,7 @@ def tile_store(base: np.ndarray, copies: int, ann_threshold: int, sigma: float, 
     stats = {"kind": store.kind, "vectors": total, "build_s": round(time.perf_counter() - began, 1)}
     stats.update(store_memory(store))
     if queries is not None and store.kind != "flat":
-        index = store._index
+        index = store.faiss_index
         stats.update({"nlist": int(index.nlist), "nprobe": int(index.nprobe)})
         single = []
         for q in queries:
@@ -159,7 +160,7 @@ def tile_store(base: np.ndarray, copies: int, ann_threshold: int, sigma: float, 
 
 def store_memory(store: FaissVectorStore) -> dict:
     """Bytes of codes, ids and coarse centroids, beside what a flat float32 store would take."""
-    index, n = store._index, len(store)
+    index, n = store.faiss_index, len(store)
     flat = n * (store.dim * 4 + 8)
     if store.kind == "flat":
         return {"memory_mb": round(flat / 2**20, 1), "flat_memory_mb": round(flat / 2**20, 1)}
@@ -219,7 +220,7 @@ def filtered_latency(searcher, questions: list[str], warmup: list[str]) -> dict:
             wall[name] += timed_searches(searcher, [question], variants[name])[0]
     out = {"unfiltered": percentiles(wall["none"])}
     for name, filters in FILTERS.items():
-        allowed = searcher.allowed(filters)
+        allowed = searcher.shards[0].allowed(parse_filters(filters))
         out[name] = {
             "filters": filters,
             "document_share": round(allowed.documents / len(searcher.data.documents), 4),
@@ -232,7 +233,7 @@ def filtered_latency(searcher, questions: list[str], warmup: list[str]) -> dict:
 
 def measure(spec: dict) -> dict:
     """Build one synthetic size, time ``Searcher.search`` over the questions, optionally save it."""
-    from index.encoders import load_encoder
+    from index.models.encoders import load_encoder
     from index.searcher import Searcher
 
     base = read_index(resolve_live(Path(spec["base_index"])))

