@@ -12,9 +12,9 @@ import sys
 from pathlib import Path
 
 from index.config import Settings, search_defaults_for
-from index.encoders import load_encoder
 from index.evaluation.datasets import every_other_article, load_squad_set, replace_questions
 from index.evaluation.runner import evaluate, searcher_for
+from index.models.encoders import load_encoder
 from index.searcher import Searcher
 
 ROOT = Path(__file__).resolve().parents[1]
