@@ -4,7 +4,7 @@
 holds the answer; a rule picks one of its sentences, and a hit is a sentence that holds the answer span. Each
 rule scores a sentence from its cosine similarity to the question (`sim`), its question hubness (`hub`), the
 unweighted share of the question's terms it holds (`share`, the rule before issue 15) and the rarity-weighted
-share (`weighted`, the rule of `index.search.highlight` with `HUB_WEIGHT` 1.0 and `QA_SEARCH__HIGHLIGHT_TERMS` 0.3;
+share (`weighted`, the rule of `index.search.highlight` at `QA_SEARCH__HIGHLIGHT_HUBNESS` 1.0 and `_TERMS` 0.3;
 the last two rules are row 38 of eval/README.md).
 """
 
