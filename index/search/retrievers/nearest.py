@@ -152,7 +152,17 @@ class PassageVectors(_Nearest):
         return penalised(merge_hits(parts, self.asked), self.pool)
 
 
-class SentenceVectors(_Nearest):
+class SentenceHitRows:
+    """What retrievers of sentence hits share: an empty part, and the passages a part's sentences overlap."""
+
+    def empty(self) -> VectorHits:
+        return no_hits(ranges=True)
+
+    def passage_rows(self, part: VectorHits) -> np.ndarray:
+        return spanned_rows(part.first_chunk, part.last_chunk)[0]
+
+
+class SentenceVectors(SentenceHitRows, _Nearest):
     """Each passage's best sentence among those nearest to the question, less their discount."""
 
     sentences = True
@@ -160,12 +170,6 @@ class SentenceVectors(_Nearest):
     def retrieve(self, shard: LocalShard, query: Query, scope: Scope, found: Mapping) -> VectorHits:
         hits = self.nearest(shard, query, scope.allowed.sentence_ids if scope.allowed else None)
         return shard.whole_sentence_hits(hits)
-
-    def empty(self) -> VectorHits:
-        return no_hits(ranges=True)
-
-    def passage_rows(self, part: VectorHits) -> np.ndarray:
-        return spanned_rows(part.first_chunk, part.last_chunk)[0]
 
     def merge(self, parts: Sequence[VectorHits], merged: Mapping[str, Ranked]) -> ScoredRows:
         kept = penalised_hits(merge_hits(parts, self.asked), self.pool)

@@ -18,7 +18,7 @@ from index.config import SearchParams
 from index.search.fusion import Ranked, ScoredRows, candidate_rows, sorted_unique
 from index.search.query import Query
 from index.search.retrievers.base import Scope, best_per_passage
-from index.search.retrievers.nearest import VectorHits, no_hits
+from index.search.retrievers.nearest import SentenceHitRows, VectorHits
 from index.text.tables import spanned_rows
 
 if TYPE_CHECKING:
@@ -39,7 +39,7 @@ def best_sentence_of(parts: Sequence[VectorHits], candidates: np.ndarray) -> Sco
     return best_per_passage(first[overlaps], last[overlaps], scores[overlaps])
 
 
-class BestSentenceTerms:
+class BestSentenceTerms(SentenceHitRows):
     """Each candidate passage's best sentence by stemmed BM25, in the question's language (off at weight 0)."""
 
     documents = "question"
@@ -66,12 +66,6 @@ class BestSentenceTerms:
         hits = VectorHits(rows, scores, np.zeros(len(rows), dtype=np.float32), links.sentence_first_chunk[rows],
                           links.sentence_last_chunk[rows])  # fmt: skip
         return shard.whole_sentence_hits(hits)
-
-    def empty(self) -> VectorHits:
-        return no_hits(ranges=True)
-
-    def passage_rows(self, part: VectorHits) -> np.ndarray:
-        return spanned_rows(part.first_chunk, part.last_chunk)[0]
 
     def merge(self, parts: Sequence[VectorHits], merged: Mapping[str, Ranked]) -> ScoredRows:
         if not self.on:
