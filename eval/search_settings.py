@@ -3,7 +3,10 @@
 Usage: .venv/bin/python eval/search_settings.py even|odd NAME=VALUE[,NAME=VALUE...] ...
 Each argument after the half is one configuration of ``SearchParams`` fields over the model's defaults
 (``-`` for the defaults themselves). Prints hit@1 of PIAF, the four paraphrase sets (eval/paraphrase) and XQuAD
-en→es on that half. Tune on ``even``; report with ``qa eval`` on ``odd`` (eval/README.md, issue 25).
+en→es on that half, then the four paraphrase sets again over a mixed index ("mix-"): PIAF's French articles
+beside XQuAD's Spanish and English ones, where a question in Spanish or English also meets passages in its own
+language that share a word with it, as in a user's multilingual corpus. Tune on ``even``; report with
+``qa eval`` on ``odd`` (eval/README.md, issue 25).
 """
 
 from __future__ import annotations
@@ -42,13 +45,17 @@ def main() -> None:
         rewritten = replace_questions(piaf, ROOT / "eval" / "paraphrase" / f"piaf-{form}.jsonl")
         sets[f"para-{form}"] = every_other_article(rewritten, half)
     sets["xquad"] = every_other_article(xquad, half)
+    for form in FORMS:
+        sets[f"mix-{form}"] = sets[f"para-{form}"]
     base = {name: searcher_for(sets[name], settings, encoder, show_progress=False) for name in ("piaf", "xquad")}
+    distractors = [*load_squad_set(EVAL / "xquad-es.json").documents, *load_squad_set(EVAL / "xquad-en.json").documents]
+    base["mix"] = searcher_for(sets["piaf"], settings, encoder, extra_documents=distractors, show_progress=False)
     print("| configuration | " + " | ".join(sets) + " |")
     print("|---" * (len(sets) + 1) + "|")
     for label, config in configurations(args, params):
         cells = []
         for name, eval_set in sets.items():
-            data = base["xquad" if name == "xquad" else "piaf"].data
+            data = base["xquad" if name == "xquad" else "mix" if name.startswith("mix") else "piaf"].data
             score = evaluate(eval_set, Searcher(data, encoder, config), show_progress=False)
             cells.append(f"{score.hit_at_1:.3f}")
         print(f"| {label} | " + " | ".join(cells) + " |", flush=True)

@@ -105,6 +105,17 @@ class SearchParams(BaseModel):
         "matched only a common word (0 turns it off; see index/search/fusion.py; row 40).", {E5_MODEL: 0.35},
         ge=0, le=4,
     )
+    lexical_evidence: Literal["rank", "coverage"] = _tuned(
+        "rank", "How the fusion counts the passage BM25 lists: 'rank' min-max scales each (its top passage gets its "
+        "full weight) and weighs the question language's by its best passage's share of a full match "
+        "(full_match_power); 'coverage' counts each passage's IDF-weighted share of the question's content words it "
+        "holds (translations included for other languages), as it is (see index/search/fusion.py).",
+    )
+    unknown_word_weight: float = _tuned(
+        1.0, "With lexical_evidence=coverage: the weight of a question word no passage of an index holds (or has no "
+        "translation), as a multiple of the mean weight of the words some passage holds; it stays part of the "
+        "question, unexplained.", ge=0, le=5,
+    )
     highlight_terms: float = _tuned(
         0.3, "When choosing a passage's highlight: weight of the rarity-weighted share of the question's terms a "
         "sentence holds, beside its similarity to the question (see index/search/highlight.py; row 38).",

@@ -153,6 +153,17 @@ def test_a_weak_best_match_weighs_the_question_languages_bm25_list_less():
     assert best_score({}) == 0.0
 
 
+def test_lexical_lists_count_as_they_are_when_the_evidence_is_coverage():
+    assert weighted_fusion([{1: 0.2, 2: 0.1}], [1.0], absolute=[True]) == {1: 0.2, 2: 0.1}
+    assert weighted_fusion([{1: 0.2, 2: 0.1}], [1.0]) == {1: 1.0, 2: 0.0}
+    coverage = _fuser(SearchParams(lexical_evidence="coverage", full_match_power=0.5))
+    assert coverage.applied(_lists(0.25), balance=False) == coverage.weights  # no full-match scaling
+    lists = {**_lists(0.25), "dense": {5: 0.9, 7: 0.2}}
+    fused = coverage.fuse(lists, balance=False)
+    assert fused[4] == pytest.approx(0.25 * coverage.weights["bm25"])  # a quarter of the question: a quarter
+    assert fused[5] == pytest.approx(coverage.weights["dense"])  # dense lists stay min-max scaled
+
+
 def test_both_languages_matched_needs_a_hit_of_each_kind():
     hit, none = {1: 2.0}, {}
     fuser = _fuser(SearchParams())

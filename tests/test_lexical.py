@@ -48,6 +48,34 @@ def test_shares_score_rows_against_a_full_match_of_the_question():
     assert not lexical.shares("nothing matches", "fr").any() and lexical.full_match([]) == 0.0
 
 
+def test_coverage_is_the_weighted_share_of_the_question_words_a_row_holds():
+    lexical = LexicalIndex.build(TEXTS, LANGS)
+    words = lexical.question_words("Les délégations réunies à Mascate", "fr")
+    assert [each[0] for each in words] == ["deleg", "reun", "mascat"]  # stopwords gone, one entry per word
+    coverage = lexical.coverage(words)
+    assert coverage.max() == pytest.approx(1.0) and coverage.argmax() == 0  # row 0 holds every word fully
+    assert 0 < coverage[1] < 0.5 and coverage[2] == 0  # row 1 holds "délégations" only
+    # A word no row holds stays in the question: the same row explains less of it, in proportion.
+    unknown = lexical.coverage([*words, ["xyzzy"]])
+    assert unknown[0] == pytest.approx(3 / 4) and unknown[1] == pytest.approx(coverage[1] * 3 / 4)
+    assert lexical.coverage([*words, ["xyzzy"]], unknown_weight=0) == pytest.approx(coverage)
+    assert lexical.coverage([["xyzzy"], []]) is None
+
+
+def test_a_word_with_two_terms_counts_once_by_its_best_term():
+    lexical = LexicalIndex.build(TEXTS, LANGS)
+    one = lexical.coverage([["mascat"], ["plu"]])
+    both = lexical.coverage([["mascat", "deleg"], ["plu"]])  # row 0 holds both terms of the first word
+    assert both[0] == pytest.approx(one[0]) and both[1] > 0 and both.max() <= 1.0
+
+
+def test_coverage_in_a_shard_equals_the_whole_index():
+    lexical = LexicalIndex.build(TEXTS, LANGS)
+    words = lexical.question_words("délégations de Lyon", "fr")
+    rows = np.array([1, 2])
+    assert lexical.subset(rows).coverage(words) == pytest.approx(lexical.coverage(words)[rows])
+
+
 def test_a_prefix_index_matches_an_english_question_to_french_text():
     cognates = LexicalIndex.build(TEXTS, LANGS, analyzer="prefixes")
     scores = cognates.scores("Which delegations met?", "en")

@@ -218,19 +218,23 @@ def searcher_for(
     documents = list(eval_set.documents or corpus_documents) + list(extra_documents)
     if eval_set.documents is None and not extra_documents:
         return Searcher.of_shards(read_shards(resolve_live(settings.index_dir)), encoder, params or settings.search)
-    cache = _cache_dir(documents, settings, build_settings(settings, encoder).reference)
+    cache = _cache_dir(documents, settings, build_settings(settings, encoder).reference, getattr(encoder, "engine", ""))
     cached = settings.model_copy(update={"index_dir": cache, "shards": 1})
     build_from_documents(documents, cached, encoder, show_progress=show_progress)
     return Searcher(read_index(resolve_live(cache)), encoder, params or settings.search)
 
 
-def _cache_dir(documents: Sequence[Document], settings: Settings, reference: str) -> Path:
+def _cache_dir(documents: Sequence[Document], settings: Settings, reference: str, engine: str = "") -> Path:
+    """The cache of an evaluation index: keyed by its documents, its build settings and the engine that ran the
+    model, since two engines of one model give vectors equal only to a cosine of 0.999."""
     digest = hashlib.sha256()
     for doc in documents:
         digest.update(doc.doc_id.encode() + b"\0" + doc.content_hash.encode())
     key = f"{canonical_model_name(settings.model)}-{settings.chunk_size}-{settings.chunk_overlap}-{SPLITTER}"
     if settings.title_in_passages:
         key += "-titled"
+    if engine:
+        key += "-" + engine
     if reference:  # one cache per question reference, so that trying another does not rebuild this one
         key += f"-ref{reference[:8]}"
     safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in key)

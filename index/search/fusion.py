@@ -1,4 +1,4 @@
-"""Fusion: several ranked lists made one, by the weighted sum of their min-max normalised scores (``Fuser``).
+"""Fusion: several ranked lists made one, by the weighted sum of their scaled scores (``Fuser``).
 
 A ranked list is a mapping ``{row: score}`` from one retriever. Fusion works
 on rows that any list found; a row missing from a list gets that list's
@@ -88,22 +88,27 @@ def fill_missing(ranked: Ranked, rows: Sequence[int] | np.ndarray, fill: float |
 
 
 def weighted_fusion(
-    lists: Sequence[Ranked], weights: Sequence[np.ndarray | float], rows: Sequence[int] | np.ndarray | None = None
+    lists: Sequence[Ranked],
+    weights: Sequence[np.ndarray | float],
+    rows: Sequence[int] | np.ndarray | None = None,
+    absolute: Sequence[bool] | None = None,
 ) -> ScoredRows:
     """Sum of min-max normalised scores times weights; a weight may differ per candidate row.
 
     ``weights[i]`` is either one number for list ``i`` or an array aligned with
     ``rows``, the sorted union of rows (pass it when already computed), so
-    callers can weigh a retriever by document.
+    callers can weigh a retriever by document. A list marked in ``absolute``
+    keeps its scores as they are: scores on a scale of their own, from 0 to 1.
     """
     rows = candidate_rows(lists) if rows is None else np.asarray(rows, dtype=np.int64)
+    absolute = absolute or [False] * len(lists)
     total = np.zeros(len(rows), dtype=np.float64)
-    for ranked, weight in zip(lists, weights, strict=True):
+    for ranked, weight, as_is in zip(lists, weights, absolute, strict=True):
         keys, scores = arrays(ranked)
         # Rows a list lacks get 0, its scaled floor; also when the list holds a single row (or equal scores),
         # which scales to ones: a same-language BM25 list with the corpus's one English passage would
         # otherwise give every passage of the other languages the full weight too.
-        total += np.asarray(weight, dtype=np.float64) * _spread(keys, scaled(scores), rows, fill=0.0)
+        total += np.asarray(weight, dtype=np.float64) * _spread(keys, scores if as_is else scaled(scores), rows, 0.0)
     return ScoredRows(rows, total)
 
 
@@ -197,15 +202,18 @@ class Fused(ScoredRows):
 
 
 class Fuser:
-    """The weighted fusion of a search's named lists: it owns their weights, the min-max normalisation and the
-    weighting by language, and reports the weights it applied with each fusion.
+    """The weighted fusion of a search's named lists: it owns their weights, their scaling and the weighting by
+    language, and reports the weights it applied with each fusion.
 
-    Each list has the weight of the ``SearchParams`` field its ``RETRIEVERS`` entry names (``weights``). Per
-    question, two things change them (``applied``):
+    Each list has the weight of the ``SearchParams`` field its ``RETRIEVERS`` entry names (``weights``). Lists are
+    min-max scaled, but for the passage BM25 lists when ``lexical_evidence`` is ``coverage``: their scores, each
+    passage's share of the question it explains (``LexicalIndex.coverage``), count as they are, so that a passage
+    that matched one common word adds little, however it ranks. Per question, two things change the weights
+    (``applied``):
 
-    - A full match. Min-max scaling gives the top of a BM25 list 1.0 even when it matched one common word, so the
-      weight of each passage BM25 list of the question's language is scaled by its best passage's share of a full
-      match of the question (its scores are such shares, ``LexicalIndex.shares``) to the power
+    - A full match (``lexical_evidence=rank`` only). Min-max scaling gives the top of a BM25 list 1.0 even when
+      it matched one common word, so the weight of each passage BM25 list of the question's language is scaled by
+      its best passage's share of a full match of the question (its scores are such shares) to the power
       ``full_match_power`` (E5: 0.35; eval/README, row 40).
     - The languages. When documents in the question's language and in others both matched its words, the lists
       of the other languages are scaled up to close ``balance_languages`` of the gap between the two sides'
@@ -227,19 +235,22 @@ class Fuser:
         self.own = {
             side: [name for name in names if not retrievers[name].scores_candidates] for side, names in sides.items()
         }
+        coverage = params.lexical_evidence == "coverage"
+        self.absolute = [coverage and name in self.own["question"] + self.own["other"] for name in self.weights]
 
     def fuse(self, lists: Mapping[str, Ranked], balance: bool | None = None) -> Fused:
         """Weighted sum of the min-max normalised lists, in the config's order (a row missing from a list gets 0
         from it); ``balance``: whether to balance the languages (default: when both matched)."""
         weights = self.applied(lists, balance)
         names = list(self.weights)
-        return Fused(weighted_fusion([lists[name] for name in names], [weights[name] for name in names]), weights)
+        fused = weighted_fusion([lists[name] for name in names], [weights[name] for name in names], None, self.absolute)
+        return Fused(fused, weights)
 
     def applied(self, lists: Mapping[str, Ranked], balance: bool | None = None) -> dict[str, float]:
         """The weight of each list for these lists of one question (see the class)."""
         p = self.params
         weights = dict(self.weights)
-        for name in self.own["question"]:
+        for name in self.own["question"] if p.lexical_evidence == "rank" else ():
             weights[name] *= min(max(best_score(lists[name]), 0.0), 1.0) ** p.full_match_power
         same = sum(weights[name] for name in self.question_language)
         cross = sum(weights[name] for name in self.other_languages)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -35,4 +35,5 @@ class Query:
     lang: str
     vector: np.ndarray
     translations: dict[str, list[str]]  # other document language -> stems of the question words' translations
+    word_translations: dict[str, list[str]] = field(default_factory=dict)  # content word -> its translations' stems
     filters: Filters | None = None  # the documents it may be answered from, which each shard resolves to its rows

@@ -70,6 +70,16 @@ class Translator:
         return {other: list(stems) for other, stems in out.items()}
 
 
+    def per_word(self, words: Sequence[str], lang: str, params: SearchParams) -> dict[str, list[str]]:
+        """Each of ``words`` with the stems of its remembered translations into the document languages other than
+        ``lang`` (none: it has no translation)."""
+        out = {}
+        for word in dict.fromkeys(words):
+            stems = self._stems.get(_key(word, params), {})
+            out[word] = list(dict.fromkeys(stem for other, each in stems.items() if other != lang for stem in each))
+        return out
+
+
 def _key(word: str, params: SearchParams) -> tuple[str, int, float]:
     return word, params.translations_per_word, params.translation_threshold
 

@@ -159,6 +159,60 @@ class LexicalIndex:
         scores = self.scores_of_terms(terms)
         return scores / np.float32(full) if full > 0 else scores
 
+    def question_words(self, question: str, lang: str) -> list[list[str]]:
+        """The question's content words, each as the terms this index matches it by: its stems in the question's
+        language and the corpus's, or its prefix."""
+        stop = question_stopwords(lang)
+        if self.analyzer == "prefixes":
+            return [[prefix] for prefix in dict.fromkeys(prefixes(question, lang, stop))]
+        langs = [lang, *sorted(set(self.langs) - {lang, UNKNOWN})]
+        words = list(dict.fromkeys(_words(question, lang, stop)))
+        return [list(dict.fromkeys(_stem([word], each)[0] for each in langs)) for word in words]
+
+    def coverage(self, words: Sequence[Sequence[str]], unknown_weight: float = 1.0) -> np.ndarray | None:
+        """Each row's share of the question it explains: the sum over the question's ``words`` of the word's
+        weight times how fully the row matches it, over the sum of the weights (``None``: no row holds any word).
+
+        A word is given as its terms (``question_words``, or its translations): the row matches it as well as its
+        best-matching term, from 0 to 1 (the term's score over its ``ceilings``), and it weighs its terms' highest
+        ceiling, a rarity weight. A word no row holds stays part of the question, unexplained: it weighs
+        ``unknown_weight`` times the mean weight of the others. So a row that matches one common word of a
+        question whose other words it lacks, or this index does not know, scores little, whatever its rank.
+        """
+        known = [(ids, ceilings) for ids, ceilings in map(self._known_terms, words) if len(ids)]
+        if not known:
+            return None
+        weights = np.array([ceilings.max() for _, ceilings in known])
+        total = weights.sum() + unknown_weight * weights.mean() * (len(words) - len(known))
+        out = np.zeros(len(self), dtype=np.float64)
+        best = np.zeros(len(self), dtype=np.float64) if any(len(ids) > 1 for ids, _ in known) else None
+        for weight, (ids, ceilings) in zip(weights, known, strict=True):
+            if len(ids) == 1:
+                rows, scores = self._postings(int(ids[0]))
+                out[rows] += weight * scores / ceilings[0]
+                continue
+            touched = []
+            for token, ceiling in zip(ids.tolist(), ceilings.tolist(), strict=True):
+                rows, scores = self._postings(token)
+                best[rows] = np.maximum(best[rows], scores / ceiling)
+                touched.append(rows)
+            rows = np.unique(np.concatenate(touched))  # a row holding two of the word's terms counts once
+            out[rows] += weight * best[rows]
+            best[rows] = 0.0
+        return out / total
+
+    def _known_terms(self, terms: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """The ids and ceilings of the ``terms`` that some row of the whole index holds."""
+        ids = self.term_ids(list(dict.fromkeys(terms)))
+        ceilings = self.ceilings(ids)
+        return ids[ceilings > 0], ceilings[ceilings > 0]
+
+    def _postings(self, token: int) -> tuple[np.ndarray, np.ndarray]:
+        """The rows holding term ``token`` and their scores for it."""
+        data, indices, indptr = (self._model.scores[key] for key in ("data", "indices", "indptr"))
+        start, end = int(indptr[token]), int(indptr[token + 1])
+        return np.asarray(indices[start:end]), np.asarray(data[start:end], dtype=np.float64)
+
     def full_match(self, terms: Sequence[str]) -> float:
         """What a row matching every one of ``terms`` fully would score: the sum of their ``ceilings``."""
         return float(self.ceilings(self.term_ids(terms)).sum())

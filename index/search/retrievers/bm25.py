@@ -1,9 +1,9 @@
 """BM25 retrievers over passages: stems in the question's language; word prefixes and the question words'
 translations in the other languages.
 
-Each list scores a passage by its share of a full match of the question's terms
-(``LexicalIndex.shares``): min-max scaling is blind to it, but the fusion weighs a list whose best
-passage matched little of the question less (``index.search.fusion.Fuser``). A shard returns its top
+Each list scores a passage by its share of the question: of a full match of the question's terms
+(``LexicalIndex.shares``), or of its content words (``LexicalIndex.coverage``), as
+``SearchParams.lexical_evidence`` says; ``index.search.fusion.Fuser`` weighs the lists by it. A shard returns its top
 rows plus its first zero row, so that the merge can decide, as ``top_k`` does over the whole index,
 whether a zero row belongs in the list and which.
 """
@@ -22,6 +22,7 @@ from index.search.retrievers.base import Scope
 
 if TYPE_CHECKING:
     from index.search.shard import LocalShard
+    from index.storage.lexical import LexicalIndex
 
 NO_ROWS = ScoredRows([], [])
 
@@ -79,25 +80,45 @@ def merge_top(parts: Sequence[ScoredRows], k: int) -> ScoredRows:
 
 
 class _PassageBM25:
-    """A BM25 list over the passages of one side: the question's language, or the others."""
+    """A BM25 list over the passages of one side: the question's language, or the others.
+
+    Its scores are each passage's share of a full match of the question's terms (``lexical_evidence=rank``), or
+    of the question's content words, unknown ones included (``coverage``; ``LexicalIndex.coverage``).
+    """
 
     scores_candidates = False
 
     def __init__(self, params: SearchParams, has_hubness: bool) -> None:
         self.params = params
 
-    def shares(self, shard: LocalShard, query: Query) -> np.ndarray | None:
-        """Every passage's share of a full match of the question (None: nothing to match)."""
-        raise NotImplementedError
+    def lexical(self, shard: LocalShard) -> LexicalIndex:
+        """The BM25 index the list searches."""
+        return shard.data.lexical
+
+    def terms(self, index: LexicalIndex, query: Query) -> list[str]:
+        """The question's terms, as ``index`` analyses them."""
+        return index.query_terms(query.text, query.lang)
+
+    def words(self, index: LexicalIndex, query: Query) -> list[list[str]]:
+        """The question's content words, each as the terms of ``index`` that match it."""
+        return index.question_words(query.text, query.lang)
+
+    def scores(self, shard: LocalShard, query: Query) -> np.ndarray | None:
+        """Every passage's share of the question (None: nothing to match)."""
+        index = self.lexical(shard)
+        if self.params.lexical_evidence == "coverage":
+            return index.coverage(self.words(index, query), self.params.unknown_word_weight)
+        terms = self.terms(index, query)
+        return index.shares_of_terms(terms) if terms else None
 
     def retrieve(self, shard: LocalShard, query: Query, scope: Scope, found: Mapping) -> ScoredRows:
         rows = scope.same if self.documents == "question" else scope.other
         if rows is False:
             return NO_ROWS
-        shares = self.shares(shard, query)
-        if shares is None:
+        scores = self.scores(shard, query)
+        if scores is None:
             return NO_ROWS
-        local = top_k_with_zero(shares, self.params.pool, rows)
+        local = top_k_with_zero(scores, self.params.pool, rows)
         return ScoredRows(shard.whole_passage_rows(local.rows), local.scores)
 
     def empty(self) -> ScoredRows:
@@ -115,9 +136,6 @@ class StemmedPassages(_PassageBM25):
 
     documents = "question"
 
-    def shares(self, shard: LocalShard, query: Query) -> np.ndarray:
-        return shard.data.lexical.shares(query.text, query.lang)
-
 
 class CrossLanguagePassages(_PassageBM25):
     """BM25 over the passages in other languages: 5-letter word prefixes (``delegations`` meets
@@ -125,10 +143,9 @@ class CrossLanguagePassages(_PassageBM25):
 
     documents = "other"
 
-    def shares(self, shard: LocalShard, query: Query) -> np.ndarray:
+    def lexical(self, shard: LocalShard) -> LexicalIndex:
         data = shard.data
-        across = data.cognates if self.params.cross_language_terms == "prefixes" else data.lexical
-        return across.shares(query.text, query.lang)
+        return data.cognates if self.params.cross_language_terms == "prefixes" else data.lexical
 
 
 class TranslatedPassages(_PassageBM25):
@@ -137,6 +154,8 @@ class TranslatedPassages(_PassageBM25):
 
     documents = "other"
 
-    def shares(self, shard: LocalShard, query: Query) -> np.ndarray | None:
-        terms = [term for stems in query.translations.values() for term in stems]
-        return shard.data.lexical.shares_of_terms(terms) if terms else None
+    def terms(self, index: LexicalIndex, query: Query) -> list[str]:
+        return [term for stems in query.translations.values() for term in stems]
+
+    def words(self, index: LexicalIndex, query: Query) -> list[list[str]]:
+        return list(query.word_translations.values())
