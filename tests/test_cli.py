@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import SHARED_EVAL, make_corpus
-from tests.helpers import run_qa
+from tests.helpers import run_qa, squad_part
 
 
 @pytest.fixture(scope="module")
@@ -49,21 +49,12 @@ def test_eval_jsonl_against_the_index(cli_index, tmp_path):
     assert "hit@1" in table and "set.jsonl" in table
 
 
-def every_fourth_article(source: Path, folder: Path) -> tuple[Path, int]:
-    """A SQuAD file cut to every fourth article, under its own name in ``folder``; and its question count."""
-    data = json.loads(source.read_text(encoding="utf-8"))
-    data["data"] = data["data"][::4]
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / source.name).write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
-    return folder / source.name, sum(len(p["qas"]) for article in data["data"] for p in article["paragraphs"])
-
-
 @pytest.mark.slow
 @pytest.mark.skipif(not (SHARED_EVAL / "xquad-es.json").exists(), reason="../shared/eval is not present")
 def test_eval_squad_cross_lingual(tmp_path):
     # A quarter of XQuAD's articles: building and asking all 1190 questions twice took a minute.
-    spanish, questions = every_fourth_article(SHARED_EVAL / "xquad-es.json", tmp_path / "sets")
-    english, _ = every_fourth_article(SHARED_EVAL / "xquad-en.json", tmp_path / "sets")
+    spanish, questions = squad_part(SHARED_EVAL / "xquad-es.json", tmp_path / "sets", every=4)
+    english, _ = squad_part(SHARED_EVAL / "xquad-en.json", tmp_path / "sets", every=4)
     index = tmp_path / "index"
     result = run_qa("eval", str(spanish), "--questions-from", str(english), "--json", "--index", str(index))
     assert result.returncode == 0, result.stderr
