@@ -5,6 +5,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
+# pytest-xdist workers of `make test`; TEST_WORKERS=0 runs the suite in one process.
+TEST_WORKERS ?= 2
 
 .PHONY: install serve test test-fast index eval reference ranker bench lint lock clean
 
@@ -21,12 +23,13 @@ serve: $(STAMP)  ## build the index if there is none, then serve on $(HOST):$(PO
 	$(BIN)/qa serve --host $(HOST) --port $(PORT)
 
 # As root, tests/netns-run runs the suite in a private network namespace (loopback only), as the
-# Ray cluster tests need; elsewhere it runs as is and those tests skip.
-test: $(STAMP)  ## the whole suite, slow, browser and Ray cluster tests included
-	tests/netns-run $(BIN)/python -m pytest
+# Ray cluster tests need; elsewhere it runs as is and those tests skip. The tests that start Ray share
+# one worker (tests/conftest.py).
+test: $(STAMP)  ## the whole suite, slow, browser and Ray cluster tests included (on TEST_WORKERS=2 pytest-xdist workers)
+	tests/netns-run $(BIN)/python -m pytest -n $(TEST_WORKERS)
 
 test-fast: $(STAMP)  ## skip tests marked slow
-	tests/netns-run $(BIN)/python -m pytest -m "not slow"
+	tests/netns-run $(BIN)/python -m pytest -n $(TEST_WORKERS) -m "not slow"
 
 index: $(STAMP)  ## (re)build the index from corpus/
 	$(BIN)/qa build

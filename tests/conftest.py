@@ -22,6 +22,10 @@ from service.state import ServiceState
 ROOT = Path(__file__).resolve().parent.parent
 SEED = ROOT / "corpus" / "oman-iran-us-talks-2026-02-06.fr.txt"
 SHARED_EVAL = ROOT.parent / "shared" / "eval"
+# The test files that start Ray: the cluster tests (marked ``cluster``) and the bench's, which starts Ray instances
+# of its own. Under pytest-xdist they run on one worker, one after another (pytest_xdist_make_scheduler below).
+RAY_FILES = ("tests/test_cluster.py", "tests/test_cluster_local_serve.py", "tests/test_cluster_serving.py",
+             "tests/test_cluster_shard_down.py", "tests/test_bench.py")  # fmt: skip
 
 EXTRA_DOCS = {
     "weather.en.txt": "The weather in Lyon was sunny all week.\n\nRain is expected on Sunday in the Alps.",
@@ -29,6 +33,42 @@ EXTRA_DOCS = {
         "# Cuisine lyonnaise\n\nLa quenelle est une spécialité de Lyon. Elle se sert avec une sauce Nantua."
     ),
 }
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log) -> object:
+    """`make test` runs the suite on two pytest-xdist workers: each test file goes to one worker whole (its module
+    fixtures are built once), and every file of RAY_FILES to the same worker, so that the session's Ray cluster
+    starts once and no two Ray instances share the machine. Files go out in collection order, not by test count,
+    so that Ray's, the longest unit, starts early (test_bench.py is the fourth file)."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    config.option.loadscopereorder = False
+
+    class ByFileRayTogether(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return "ray" if path in RAY_FILES else path
+
+        def add_node_collection(self, node, collection) -> None:
+            # Schemathesis' items share one node id under pytest 9 (the five operations of
+            # test_reliability_api.py), and this scheduler keys tests by node id: numbered, each runs.
+            seen: dict[str, int] = {}
+            unique = []
+            for nodeid in collection:
+                seen[nodeid] = seen.get(nodeid, 0) + 1
+                unique.append(nodeid if seen[nodeid] == 1 else f"{nodeid} ({seen[nodeid]})")
+            super().add_node_collection(node, unique)
+
+    return ByFileRayTogether(config, log)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test marked ``cluster`` outside RAY_FILES would start a second Ray cluster on the other worker."""
+    for item in items:
+        path = item.nodeid.split("::", 1)[0]
+        if item.get_closest_marker("cluster") and path not in RAY_FILES:
+            raise pytest.UsageError(f"{item.nodeid} is marked cluster: add its file to RAY_FILES in tests/conftest.py")
 
 
 @pytest.fixture(scope="session")

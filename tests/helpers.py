@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -100,3 +101,13 @@ def wait_until(condition, timeout: float) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("timed out waiting")
         time.sleep(0.05)
+
+
+def squad_part(source: Path, folder: Path, every: int) -> tuple[Path, int]:
+    """Every ``every``-th article of a SQuAD file, written under the file's own name in ``folder``; and its
+    question count. Tests that run ``qa eval`` on ../shared/eval take a part: embedding a whole set takes minutes."""
+    data = json.loads(source.read_text(encoding="utf-8"))
+    data["data"] = data["data"][::every]
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / source.name).write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    return folder / source.name, sum(len(p["qas"]) for article in data["data"] for p in article["paragraphs"])

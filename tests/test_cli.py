@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import SHARED_EVAL, make_corpus
-from tests.helpers import run_qa
+from tests.helpers import run_qa, squad_part
 
 
 @pytest.fixture(scope="module")
@@ -52,13 +52,14 @@ def test_eval_jsonl_against_the_index(cli_index, tmp_path):
 @pytest.mark.slow
 @pytest.mark.skipif(not (SHARED_EVAL / "xquad-es.json").exists(), reason="../shared/eval is not present")
 def test_eval_squad_cross_lingual(tmp_path):
-    result = run_qa(
-        "eval", str(SHARED_EVAL / "xquad-es.json"), "--questions-from", str(SHARED_EVAL / "xquad-en.json"),
-        "--json", "--index", str(tmp_path / "index"),
-    )
+    # A quarter of XQuAD's articles: building and asking all 1190 questions twice took a minute.
+    spanish, questions = squad_part(SHARED_EVAL / "xquad-es.json", tmp_path / "sets", every=4)
+    english, _ = squad_part(SHARED_EVAL / "xquad-en.json", tmp_path / "sets", every=4)
+    index = tmp_path / "index"
+    result = run_qa("eval", str(spanish), "--questions-from", str(english), "--json", "--index", str(index))
     assert result.returncode == 0, result.stderr
     [(name, figures)] = json.loads(result.stdout).items()
-    assert "xquad-en.json" in name and figures["n"] == 1190
+    assert "xquad-en.json" in name and figures["n"] == questions >= 250
     assert figures["hit@1"] > 0.5  # a sanity floor, far below the measured figure
 
 

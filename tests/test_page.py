@@ -1,7 +1,7 @@
 """The ask page in a real browser (Debian's Chromium through Playwright) against a real `qa serve`.
 
 Screenshots land in var/screenshots/ (git-ignored): ask-375.png, ask-1280.png, document-375.png
-and report-piaf.png (slow test).
+and report-piaf.png (slow test, on every fourth piaf-dev article).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers import QA, QAServe, run_qa
+from tests.helpers import QA, QAServe, run_qa, squad_part
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = ROOT / "corpus" / "oman-iran-us-talks-2026-02-06.fr.txt"
@@ -309,8 +309,9 @@ def test_report_screenshot(chromium, tmp_path) -> None:
     if not PIAF.is_file():
         pytest.skip(f"{PIAF} is missing")
     report = ROOT / "var" / "report-piaf"
+    piaf, _ = squad_part(PIAF, tmp_path / "sets", every=4)  # a quarter: embedding all of piaf-dev takes a minute
     done = subprocess.run(
-        [*QA, "eval", str(PIAF), "--report", str(report), "--json"],
+        [*QA, "eval", str(piaf), "--report", str(report), "--json", "--index", str(tmp_path / "index")],
         cwd=ROOT,
         capture_output=True,
         text=True,

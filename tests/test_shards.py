@@ -91,11 +91,15 @@ def test_a_sharded_build_has_one_manifest_and_rebuilds_incrementally(tmp_path, e
 
 
 def _documents():
-    """piaf-dev's articles with metadata some lack, plus English articles: French questions cross languages."""
+    """Every third piaf-dev article, with metadata some lack, plus English articles: French questions cross languages.
+
+    Every piaf-dev question is asked, also those about articles left out: the comparison wants many searches, and
+    a question whose answer is not indexed has close scores, ties among them.
+    """
     fr, questions = squad_documents(SHARED_EVAL / "piaf-dev.json")
     en, _ = squad_documents(SHARED_EVAL / "xquad-en.json")
     docs = []
-    for i, doc in enumerate([*fr, *en[:8]]):
+    for i, doc in enumerate([*fr[::3], *en[:8]]):
         metadata = {"published": f"2026-01-{i % 9 + 1:02d}"}
         if i % 4 == 1:
             metadata["topic"] = "xy"[i % 2]  # only in some documents, so a shard may have none
@@ -105,21 +109,23 @@ def _documents():
 
 @pytest.fixture(scope="module")
 def piaf(tmp_path_factory, encoder):
+    """The index, its unsharded searcher and every piaf-dev question encoded once by it, for both shard counts."""
     if not (SHARED_EVAL / "piaf-dev.json").is_file():
         pytest.skip("needs ../shared/eval/piaf-dev.json")
     tmp = tmp_path_factory.mktemp("piaf-shards")
     settings = make_settings(tmp, ann_threshold=10**9)  # exact (flat) stores
     docs, questions = _documents()
     build_from_documents(docs, settings, encoder, show_progress=False)
-    return settings, read_index(resolve_live(settings.index_dir)), questions
+    data = read_index(resolve_live(settings.index_dir))
+    whole = Searcher(data, encoder, settings.search)
+    return settings, data, whole, whole.encode(questions)
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(900)  # the fixture embeds piaf-dev's 86 articles: minutes on a loaded machine
+@pytest.mark.timeout(900)  # the fixture embeds 37 articles and 1683 questions: minutes on a loaded machine
 @pytest.mark.parametrize("shards", [2, 3])
 def test_sharded_search_equals_unsharded_over_every_piaf_dev_question(piaf, encoder, shards):
-    settings, data, questions = piaf
-    whole = Searcher(data, encoder, settings.search)
+    settings, data, whole, queries = piaf
     folder = new_build_folder(settings.index_dir)  # written and read back: the layout on disk is what is searched
     write_index(data, folder, split_index(data, shards))
     sharded = Searcher.of_shards(read_shards(folder), encoder, settings.search, prefetch=True)  # as on Ray Serve
@@ -129,7 +135,7 @@ def test_sharded_search_equals_unsharded_over_every_piaf_dev_question(piaf, enco
         shard.passages = _counted(shard.passages, fetches)
     filters = [None, {"topic": "x"}, {"published": {"gte": "2026-01-03", "lte": "2026-01-05"}}]
     compared = 0
-    for at, query in enumerate(whole.encode(questions)):
+    for at, query in enumerate(queries):
         restriction = filters[at % len(filters)] if at % 5 == 0 else None
         expected = _answer(whole, query, restriction)
         got = _answer(sharded, query, restriction)
@@ -137,7 +143,7 @@ def test_sharded_search_equals_unsharded_over_every_piaf_dev_question(piaf, enco
         # One path for both (the whole index is one shard): the scores agree too.
         assert np.allclose([p[-1] for p in got], [p[-1] for p in expected], atol=1e-6, rtol=0)
         compared += 1
-    assert compared == len(questions) == 1683
+    assert compared == 1683
     assert len(fetches) < compared / 5, len(fetches)  # most questions need one round trip
 
 
@@ -157,10 +163,10 @@ def _answer(searcher: Searcher, query, filters) -> list[tuple]:
     ]
 
 
-@pytest.mark.slow  # the piaf fixture embeds piaf-dev's 86 articles
+@pytest.mark.slow  # the piaf fixture embeds 37 articles
 @pytest.mark.timeout(900)
 def test_joined_shards_are_the_whole_index(piaf):
-    _, data, _ = piaf
+    _, data, _, _ = piaf
     joined = join_shards(split_index(data, 3))
     assert [doc.doc_id for doc in joined.documents] == [doc.doc_id for doc in data.documents]
     for name in ("ids", "doc", "start", "end"):

@@ -23,14 +23,19 @@ import json
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import lightgbm as lgb
 import numpy as np
 
 from index.errors import IndexMismatchError, ModelUnavailableError
 from index.rerank.features import FEATURES
 from index.storage.files import replace_text
 
+if TYPE_CHECKING:
+    import lightgbm as lgb
+
+# lightgbm is imported where a ranker is trained or loaded: with sklearn and scipy it takes most of a second,
+# and the ranker is off by default.
 RANKERS_DIR = Path(__file__).parent / "rankers"  # the rankers shipped with the package, per model
 TRAINING = {
     "objective": "lambdarank",
@@ -89,6 +94,8 @@ class Ranker:
 
     @classmethod
     def load(cls, path: Path) -> Ranker:
+        import lightgbm as lgb
+
         try:
             text = path.read_text(encoding="utf-8")
             info = RankerInfo(**json.loads(path.with_suffix(".json").read_text(encoding="utf-8")))
@@ -106,6 +113,8 @@ class Ranker:
 
 def train(features: np.ndarray, relevance: np.ndarray, groups: list[int], rounds: int = ROUNDS) -> str:
     """LightGBM model text of a lambdarank model; the same input gives the same text."""
+    import lightgbm as lgb
+
     dataset = lgb.Dataset(features, relevance, group=groups, feature_name=list(FEATURES), free_raw_data=False)
     return lgb.train(dict(TRAINING), dataset, num_boost_round=rounds).model_to_string()
 
@@ -142,4 +151,6 @@ def _load_cached(path: str, mtime: int) -> Ranker:
 
 @lru_cache(maxsize=8)
 def _booster(text: str) -> lgb.Booster:
+    import lightgbm as lgb
+
     return lgb.Booster(model_str=text)
