@@ -55,3 +55,18 @@ def test_a_new_retriever_is_one_entry_in_the_config(built, encoder, monkeypatch)
 def _scaled(ranked) -> dict[int, float]:
     low, high = min(ranked.values()), max(ranked.values())
     return {row: (score - low) / (high - low) if high > low else 1.0 for row, score in ranked.items()}
+
+
+def test_with_coverage_the_passage_bm25_lists_score_shares_of_the_question(built, encoder):
+    """``lexical_evidence=coverage``: each passage BM25 list scores the share of the question's words a passage
+    explains (0 to 1), translations counted per question word; the answer still comes first."""
+    data = read_index(resolve_live(built.index_dir))
+    searcher = Searcher(data, encoder, built.search.model_copy(update={"lexical_evidence": "coverage"}))
+    query = searcher.encode([QUESTIONS[0]])[0]
+    assert "talks" in query.word_translations and "mediated" in query.word_translations
+    lists = searcher.retrieve(query)
+    for name in ("bm25", "cognates", "translated"):
+        scores = np.array(list(lists[name].values()))
+        assert ((scores >= 0) & (scores <= 1 + 1e-9)).all(), name
+    assert max(lists["translated"].values()) > 0
+    assert searcher.search(QUESTIONS[0], k=1).passages[0].doc_id.startswith("oman-iran")
