@@ -200,8 +200,7 @@ class Searcher:
         if unknown:
             self.translator.learn(unknown, vectors[len(questions) :], self.params, encoded=True)
         return [
-            Query(question, lang, vector, self.translator.translations(each, lang, self.params),
-                  self.translator.per_word(each, lang, self.params))
+            Query(question, lang, vector, self.translator.translations(each, lang, self.params))
             for question, lang, each, vector in zip(questions, langs, words, vectors[: len(questions)], strict=True)
         ]
 

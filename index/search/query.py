@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -34,6 +34,21 @@ class Query:
     text: str
     lang: str
     vector: np.ndarray
-    translations: dict[str, list[str]]  # other document language -> stems of the question words' translations
-    word_translations: dict[str, list[str]] = field(default_factory=dict)  # content word -> its translations' stems
+    word_translations: dict[str, dict[str, list[str]]]  # content word -> other document language -> stems
     filters: Filters | None = None  # the documents it may be answered from, which each shard resolves to its rows
+
+    @property
+    def translations(self) -> dict[str, list[str]]:
+        """Per other document language, the stems of the question words' translations, in the words' order."""
+        out: dict[str, dict[str, None]] = {}
+        for by_language in self.word_translations.values():
+            for other, stems in by_language.items():
+                out.setdefault(other, {}).update(dict.fromkeys(stems))
+        return {other: list(stems) for other, stems in out.items()}
+
+    def word_terms(self) -> list[list[str]]:
+        """Each content word as the stems of its translations into every other document language."""
+        return [
+            list(dict.fromkeys(stem for stems in by_language.values() for stem in stems))
+            for by_language in self.word_translations.values()
+        ]

@@ -60,23 +60,13 @@ class Translator:
                 if encoded:
                     _put(self._vectors, word, vector)
 
-    def translations(self, words: Sequence[str], lang: str, params: SearchParams) -> dict[str, list[str]]:
-        """Per document language other than ``lang``, the stems of the words' remembered translations."""
-        out: dict[str, dict[str, None]] = {}
-        for word in words:
-            for other, stems in self._stems.get(_key(word, params), {}).items():
-                if other != lang and stems:
-                    out.setdefault(other, {}).update(dict.fromkeys(stems))
-        return {other: list(stems) for other, stems in out.items()}
-
-
-    def per_word(self, words: Sequence[str], lang: str, params: SearchParams) -> dict[str, list[str]]:
-        """Each of ``words`` with the stems of its remembered translations into the document languages other than
-        ``lang`` (none: it has no translation)."""
+    def translations(self, words: Sequence[str], lang: str, params: SearchParams) -> dict[str, dict[str, list[str]]]:
+        """Each of ``words`` with the stems of its remembered translations, per document language other than
+        ``lang`` (an empty mapping: it has none)."""
         out = {}
         for word in dict.fromkeys(words):
             stems = self._stems.get(_key(word, params), {})
-            out[word] = list(dict.fromkeys(stem for other, each in stems.items() if other != lang for stem in each))
+            out[word] = {other: each for other, each in stems.items() if other != lang and each}
         return out
 
 

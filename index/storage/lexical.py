@@ -79,12 +79,16 @@ def prefixes(text: str, lang: str, stop: frozenset[str] | None = None) -> list[s
     return [_fold(w)[:PREFIX_CHARS] for w in words if w not in stop and (len(w) > 2 or w.isdigit())]
 
 
+def _stemming_langs(lang: str, corpus_langs: Iterable[str]) -> list[str]:
+    """The languages a question's words are stemmed as: its own, then each other corpus language."""
+    return [lang, *sorted(set(corpus_langs) - {lang, UNKNOWN})]
+
+
 def tokenize_query(text: str, lang: str, corpus_langs: Iterable[str]) -> list[str]:
     """Query tokens stemmed as the question's language and as each corpus language, deduplicated."""
     words = _words(text, lang, question_stopwords(lang))
-    langs = [lang, *sorted(set(corpus_langs) - {lang, UNKNOWN})]
     seen: dict[str, None] = {}
-    for each in langs:
+    for each in _stemming_langs(lang, corpus_langs):
         for token in _stem(words, each):
             seen.setdefault(token, None)
     return list(seen)
@@ -165,7 +169,7 @@ class LexicalIndex:
         stop = question_stopwords(lang)
         if self.analyzer == "prefixes":
             return [[prefix] for prefix in dict.fromkeys(prefixes(question, lang, stop))]
-        langs = [lang, *sorted(set(self.langs) - {lang, UNKNOWN})]
+        langs = _stemming_langs(lang, self.langs)
         words = list(dict.fromkeys(_words(question, lang, stop)))
         return [list(dict.fromkeys(_stem([word], each)[0] for each in langs)) for word in words]
 

@@ -158,4 +158,4 @@ class TranslatedPassages(_PassageBM25):
         return [term for stems in query.translations.values() for term in stems]
 
     def words(self, index: LexicalIndex, query: Query) -> list[list[str]]:
-        return list(query.word_translations.values())
+        return query.word_terms()
