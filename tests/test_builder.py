@@ -13,6 +13,7 @@ from index.config import DEFAULT_MODEL
 from index.errors import IndexCorruptError, IndexMismatchError, IndexMissingError, InvalidQueryError
 from index.models.encoders import load_encoder
 from index.searcher import Searcher
+from index.storage.lexical import LexicalIndex
 from index.storage.store import builds_dir, read_index, resolve_live
 from index.storage.vocabulary import corpus_words
 from index.text.corpus import load_corpus
@@ -110,6 +111,39 @@ def test_index_built_with_other_chunking_is_refused(tmp_path, encoder):
     build_index(make_settings(tmp_path), encoder, show_progress=False)
     with pytest.raises(IndexMismatchError, match="chunk_size"):
         ServiceState(make_settings(tmp_path, chunk_size=400), encoder).load()
+
+
+def test_sentences_are_embedded_after_a_declared_title_and_indexed_without(tmp_path, encoder):
+    make_corpus(tmp_path / "corpus")
+    settings = make_settings(tmp_path)
+    build_index(settings, encoder, show_progress=False)
+    data = live(settings)
+    texts, langs = [], []
+    for doc_row, start, end in zip(data.sentences.doc, data.sentences.start, data.sentences.end, strict=True):
+        texts.append(data.documents[doc_row].text[start:end])
+        langs.append(data.doc_langs[doc_row])
+    assert settings.title_in_sentences
+    # The Markdown file's heading is a title; the seed article's title is only its file name made readable.
+    for doc_id, titled in (("notes/cuisine.fr.md", True), ("oman-iran-us-talks-2026-02-06.fr.txt", False)):
+        doc_row = [d.doc_id for d in data.documents].index(doc_id)
+        row = int(np.flatnonzero(data.sentences.doc == doc_row)[-1])
+        title = data.documents[doc_row].title
+        stored = data.sentence_vectors.get(data.sentences.ids[row : row + 1])[0]
+        with_title, bare = encoder.encode_passages([f"{title}\n\n{texts[row]}", texts[row]])
+        assert float(stored @ (with_title if titled else bare)) > 0.9999 > float(stored @ (bare if titled else with_title))
+    # BM25 keeps each sentence's own words.
+    own = LexicalIndex.build(texts, langs, k1=settings.bm25_k1)
+    for question in ("Cuisine lyonnaise", "Mascate", "sunny weather"):
+        assert np.allclose(data.sentence_lexical.scores(question, "fr"), own.scores(question, "fr"))
+
+
+def test_index_built_without_titled_sentences_is_refused_then_rebuilt_whole(tmp_path, encoder):
+    make_corpus(tmp_path / "corpus")
+    build_index(make_settings(tmp_path, title_in_sentences=False), encoder, show_progress=False)
+    with pytest.raises(IndexMismatchError, match="title_in_sentences False"):
+        ServiceState(make_settings(tmp_path), encoder).load()
+    report = build_index(make_settings(tmp_path), encoder, show_progress=False)
+    assert report.reused_documents == 0 and live(make_settings(tmp_path)).manifest.settings.title_in_sentences
 
 
 def test_the_cluster_state_refuses_it_too_before_deploying_anything(tmp_path, encoder):

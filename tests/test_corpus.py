@@ -7,7 +7,7 @@ import json
 import pytest
 
 from index.errors import CorpusNotFoundError, EmptyCorpusError
-from index.text.corpus import load_corpus
+from index.text.corpus import load_corpus, title_from_file_name
 from tests.conftest import SEED, make_corpus
 
 
@@ -25,6 +25,9 @@ def test_reads_txt_md_and_jsonl_with_stable_ids(tmp_path):
     assert docs["notes/cuisine.fr.md"].title == "Cuisine lyonnaise"
     assert docs["a1"].metadata["url"] == "https://example.org/a1"
     assert docs["7"].title == "7"
+    # Which titles say something of the text, and which are only the file name made readable.
+    declared = {doc_id for doc_id, doc in docs.items() if not title_from_file_name(doc)}
+    assert declared == {"notes/cuisine.fr.md", "a1"}
 
 
 def test_unusable_files_are_skipped_with_a_warning_naming_them(tmp_path):

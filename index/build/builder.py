@@ -25,7 +25,7 @@ from index.storage.sharding import join_shards, split_index
 from index.storage.store import IndexData, build_lock, new_build_folder, publish, read_shards, resolve_live, write_index
 from index.storage.vectorstore import FaissVectorStore, VectorStore
 from index.storage.vocabulary import assemble_vocabulary, corpus_words
-from index.text.corpus import Document, load_corpus
+from index.text.corpus import Document, load_corpus, title_from_file_name
 from index.text.language import detect_language
 from index.text.spans import SPLITTER, Span, chunk_spans, split_sentences
 from index.text.tables import SpanTable
@@ -83,6 +83,7 @@ def _build_settings(settings: Settings, encoder: Encoder, reference: QuestionRef
         chunk_overlap=settings.chunk_overlap,
         splitter=SPLITTER,
         title_in_passages=settings.title_in_passages,
+        title_in_sentences=settings.title_in_sentences,
         reference=reference.digest if reference else "",
     )
 
@@ -227,7 +228,7 @@ def _embed_new(
     chunks, sentences = tables
     chunk_new, sentence_new = new_rows
     texts = [passage_text(documents, chunks, row, settings.title_in_passages) for row in chunk_new]
-    texts += [passage_text(documents, sentences, row) for row in sentence_new]
+    texts += [sentence_text(documents, sentences, row, settings.title_in_sentences) for row in sentence_new]
     spans = len(texts)
     texts += [word for words in new_words.values() for word in words]
     vectors = _embed(*embedding, texts, show_progress)
@@ -337,6 +338,13 @@ def passage_text(documents: Sequence[Document], table: SpanTable, row: int, titl
     doc = documents[int(table.doc[row])]
     text = doc.text[int(table.start[row]) : int(table.end[row])]
     return f"{doc.title}\n\n{text}" if titled and doc.title else text
+
+
+def sentence_text(documents: Sequence[Document], table: SpanTable, row: int, titled: bool = False) -> str:
+    """The text a build embeds for one sentence; with ``titled``, its document's title first, unless the title is
+    only the file name (a guess that says little of the text, and drowns a short sentence)."""
+    doc = documents[int(table.doc[row])]
+    return passage_text(documents, table, row, titled and not title_from_file_name(doc))
 
 
 def _embed(embedder: Embedder, dim: int, texts: list[str], show_progress: bool) -> np.ndarray:

@@ -233,6 +233,8 @@ def _cache_dir(documents: Sequence[Document], settings: Settings, reference: str
     key = f"{canonical_model_name(settings.model)}-{settings.chunk_size}-{settings.chunk_overlap}-{SPLITTER}"
     if settings.title_in_passages:
         key += "-titled"
+    if settings.title_in_sentences:
+        key += "-sentences-titled"
     if engine:
         key += "-" + engine
     if reference:  # one cache per question reference, so that trying another does not rebuild this one

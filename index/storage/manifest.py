@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from index.errors import IndexCorruptError, IndexMismatchError
@@ -25,6 +25,7 @@ class BuildSettings:
     chunk_overlap: int
     splitter: str = "prose-v1"
     title_in_passages: bool = False  # passages embedded and BM25-indexed with their document title
+    title_in_sentences: bool = False  # sentences embedded (not BM25-indexed) with their document title
     reference: str = ""  # digest of the question reference the hubness was computed with ("" for none)
 
 
@@ -94,7 +95,7 @@ def check_compatible(stored: BuildSettings, wanted: BuildSettings, where: Path) 
         return
     differences = [
         f"{name} {getattr(stored, name)!r} (configured: {getattr(wanted, name)!r})"
-        for name in ("model", "dim", "chunk_size", "chunk_overlap", "splitter", "title_in_passages", "reference")
+        for name in (item.name for item in fields(BuildSettings))
         if getattr(stored, name) != getattr(wanted, name)
     ]
     raise IndexMismatchError(

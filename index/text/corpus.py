@@ -240,6 +240,11 @@ def _title_for(path: Path, text: str) -> str:
     return _file_title(path)
 
 
+def title_from_file_name(doc: Document) -> bool:
+    """Whether ``doc``'s title is only its file name made readable: no heading, headline or metadata gave one."""
+    return doc.title == _file_title(Path(doc.doc_id))
+
+
 def _file_title(path: Path) -> str:
     stem = path.name.split(".")[0]
     return stem.replace("-", " ").replace("_", " ").strip().capitalize() or path.name

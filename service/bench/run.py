@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
-from index.build.builder import build_from_documents, passage_text
+from index.build.builder import build_from_documents, passage_text, sentence_text
 from index.config import Settings
 from index.evaluation.datasets import EvalSet, squad_documents
 from index.evaluation.runner import evaluate
@@ -110,7 +110,7 @@ def _run(settings: Settings, cfg: dict, quick: bool, work: Path, out_dir: Path) 
     build_settings = settings.model_copy(update={"index_dir": base_dir, "shards": 1})
     results["build"] = _bench_build(documents, build_settings, encoder, cfg["build_runs"], work / "builds")
     _log("encoder speed")
-    passages = _embedded_texts(read_index(resolve_live(base_dir)), settings.title_in_passages, passages_only=True)
+    passages = _embedded_texts(read_index(resolve_live(base_dir)), passages_only=True)
     results["encoder"] = bench_encoder(
         encoder, passages[: cfg["encoder_passages"]], questions, runs=cfg["encoder_runs"]
     )
@@ -199,7 +199,7 @@ def _bench_build(documents, settings: Settings, encoder, runs: int, scratch: Pat
         full = build_from_documents(documents, settings.model_copy(update={"index_dir": folder}), encoder,
                                     show_progress=False)  # fmt: skip
         full_s.append(full.seconds)
-        texts = _embedded_texts(read_index(resolve_live(folder)), settings.title_in_passages)
+        texts = _embedded_texts(read_index(resolve_live(folder)))
         t0 = time.perf_counter()
         encoder.encode_passages(texts, batch_size=settings.batch_size)
         raw_s.append(time.perf_counter() - t0)
@@ -250,13 +250,15 @@ def _bench_incremental(documents, settings: Settings, encoder, runs: int) -> tup
     return seconds, changed, embedded
 
 
-def _embedded_texts(data, titled: bool, passages_only: bool = False) -> list[str]:
-    """Exactly the texts a full build embeds, in its order: passages (titled as configured), sentences, then the
-    vocabulary's words."""
-    texts = [passage_text(data.documents, data.chunks, row, titled) for row in range(len(data.chunks))]
+def _embedded_texts(data, passages_only: bool = False) -> list[str]:
+    """Exactly the texts a full build of ``data`` embedded, in its order: passages, sentences (each titled as its
+    manifest says), then the vocabulary's words."""
+    built = data.manifest.settings
+    texts = [passage_text(data.documents, data.chunks, row, built.title_in_passages) for row in range(len(data.chunks))]
     if passages_only:
         return texts
-    texts += [passage_text(data.documents, data.sentences, row) for row in range(len(data.sentences))]
+    texts += [sentence_text(data.documents, data.sentences, row, built.title_in_sentences)
+              for row in range(len(data.sentences))]  # fmt: skip
     return texts + [word for words in data.vocabulary.words.values() for word in words]
 
 
