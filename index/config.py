@@ -243,7 +243,10 @@ class Settings(BaseSettings):
         None, description="Question reference (.npy from `qa reference`) for hubness; default: the one shipped for "
         "the model, if any (rebuild needed).",
     )
-    batch_size: int = Field(64, ge=1, le=1024, description="Texts per encoder call while building.")
+    batch_size: int = Field(
+        64, ge=1, le=1024, description="Texts per encoder call while building; for E5 on "
+        "torch, which packs texts unpadded, passages' worth of tokens (256 each), so a call holds more short texts.",
+    )
     ann_threshold: int = Field(
         50_000, ge=1, description="Vector count above which FAISS switches to an approximate index."
     )

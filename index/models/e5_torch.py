@@ -107,6 +107,12 @@ class EncoderLayer(nn.Module):
             context = self._attention(qkv)
         else:
             context = torch.cat([self._attention(qkv[a:b], count) for a, b, count in same_length_runs(bounds)])
+        return torch.cat([self._token_wise(*run, rows) for run in zip(x.split(rows), context.split(rows), strict=True)])
+
+    def _token_wise(self, x: torch.Tensor, context: torch.Tensor, rows: int) -> torch.Tensor:
+        """The rest of the layer for one run of rows, each row on its own. Run by run rather than product by
+        product, a run's intermediates stay in cache: padding, splitting and joining a build call's whole
+        activations for every product took a third of its time. The products' runs are the same either way."""
         x = self.attention_norm(x + self.out(context, rows=rows))
         return self.output_norm(x + self.down(self.up(x, gelu=True, rows=rows), rows=rows))
 

@@ -161,7 +161,8 @@ class TorchE5Encoder:
 
     name = E5_MODEL
     dim = 384
-    TOKENS_PER_CALL = 16384  # a forward pass's tokens at most (about 64 passages of 900 characters)
+    TOKENS_PER_CALL = 16384  # a forward pass's tokens at most for questions (about 64 passages of 900 characters)
+    PASSAGE_TOKENS = 256  # about a 900-character passage: a build's batch_size counts these
 
     def __init__(self, bf16: bool | None = None) -> None:
         """``bf16``: None chooses by the CPU; False forces float32 (bfloat16 without native support is slow)."""
@@ -188,15 +189,24 @@ class TorchE5Encoder:
     def encode_passages(
         self, texts: Sequence[str], batch_size: int = 64, progress: Progress | None = None
     ) -> np.ndarray:
-        return self._encode(self.tokenizer.windows(texts, "passage: "), batch_size, progress)
+        """Calls of at most ``batch_size`` passages' worth of tokens, however many texts that is: texts travel
+        packed, so a call of a thousand one-word texts costs what a few passages do, and pays the per-call
+        overhead (and the padding of its last product run) once."""
+        windows = self.tokenizer.windows(texts, "passage: ")
+        return self._encode(windows, len(windows) or 1, progress, token_budget=batch_size * self.PASSAGE_TOKENS)
 
     def _encode(
-        self, windows: list[list[list[int]]], batch_size: int, progress: Progress | None, questions: bool = False
+        self,
+        windows: list[list[list[int]]],
+        batch_size: int,
+        progress: Progress | None,
+        questions: bool = False,
+        token_budget: int = TOKENS_PER_CALL,
     ) -> np.ndarray:
-        """Texts shortest first, in calls of at most ``batch_size`` texts and TOKENS_PER_CALL tokens."""
+        """Texts shortest first, in calls of at most ``batch_size`` texts and ``token_budget`` tokens."""
         out = np.empty((len(windows), self.dim), dtype=np.float32)
         order = sorted(range(len(windows)), key=lambda i: sum(len(w) for w in windows[i]))
-        for batch in _length_batches(order, windows, batch_size, self.TOKENS_PER_CALL):
+        for batch in _length_batches(order, windows, batch_size, token_budget):
             out[batch] = self._vectors([windows[i] for i in batch], questions)
             if progress:
                 progress(len(batch))
